@@ -1,0 +1,1 @@
+"""mailserver/imap package."""

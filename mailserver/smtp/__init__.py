@@ -1,0 +1,1 @@
+"""mailserver/smtp package."""
