@@ -19,6 +19,7 @@ from mailserver.smtp.address import (
 
 RCPT_501 = "501 5.1.3 Bad recipient address syntax"
 MAIL_501 = "501 5.1.7 Bad sender address syntax"
+FULLWIDTH = "fullwidth or compatibility characters in domain"
 
 
 # --- parse_path: what is accepted, and what it becomes -----------------------------------
