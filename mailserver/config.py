@@ -1,0 +1,202 @@
+"""The one configuration of a govmail instance: a TOML file, overridable by the environment.
+
+Every key can be overridden by an environment variable ``GOVMAIL_<SECTION>__<KEY>`` (for example
+``GOVMAIL_SMTP__MX_LISTEN=127.0.0.1:2525``). Relative paths are relative to the directory of the
+config file. deploy/CONFIG.md documents every key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_NAME = "govmail.toml"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split a "host:port" listener address (IPv6 hosts in brackets) into its parts."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"listener {value!r} is not host:port")
+    host = host.strip("[]")
+    number = int(port)
+    if not 0 <= number <= 65535:
+        raise ValueError(f"listener {value!r}: port out of range")
+    return host, number
+
+
+def _check_listen(value: str) -> str:
+    if value:
+        parse_listen(value)
+    return value
+
+
+class ServerSection(BaseModel):
+    """Identity of this instance and where its state lives."""
+
+    hostname: str = "localhost"
+    data_dir: Path = Path(".")
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    shutdown_grace_seconds: float = 30.0
+
+
+class DatabaseSection(BaseModel):
+    """The metadata database: SQLite by default, PostgreSQL by URL."""
+
+    url: str = ""  # empty: sqlite at <data_dir>/govmail.sqlite3
+    writer_threads: int = 0  # 0: 1 for SQLite, 4 for PostgreSQL
+    reader_threads: int = 4
+    group_commit_max: int = 128
+
+
+class StorageSection(BaseModel):
+    """Message bytes on disk."""
+
+    blob_dir: Path = Path("blobs")
+    default_quota_mb: int = 2048
+    fsync: bool = True
+
+
+class AuthSection(BaseModel):
+    """Password hashing (argon2id) and lockout rules shared by SMTP and IMAP."""
+
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    argon2_parallelism: int = 1
+    max_failed_logins: int = 12
+    failed_login_delay_seconds: float = 1.0
+
+
+class TLSSection(BaseModel):
+    """Certificate and key; a self-signed pair is made at init when none is given."""
+
+    cert_file: Path = Path("tls/cert.pem")
+    key_file: Path = Path("tls/key.pem")
+
+
+class SMTPSection(BaseModel):
+    """SMTP listeners and limits."""
+
+    mx_listen: str = "127.0.0.1:2525"
+    submission_listen: str = "127.0.0.1:2587"
+    submissions_listen: str = "127.0.0.1:2465"
+    max_message_size: int = 40 * 1024 * 1024
+    max_recipients: int = 100
+    command_timeout_seconds: float = 300.0
+    max_connections_per_ip: int = 20
+
+    _v = field_validator("mx_listen", "submission_listen", "submissions_listen")(_check_listen)
+
+
+class IMAPSection(BaseModel):
+    """IMAP listeners and limits."""
+
+    listen: str = "127.0.0.1:2143"
+    tls_listen: str = "127.0.0.1:2993"
+    max_line_length: int = 64 * 1024
+    max_literal_size: int = 64 * 1024 * 1024
+    autologout_seconds: float = 30 * 60.0
+    max_connections_per_ip: int = 50
+
+    _v = field_validator("listen", "tls_listen")(_check_listen)
+
+
+class AdminAPISection(BaseModel):
+    """The admin HTTP API."""
+
+    listen: str = "127.0.0.1:8080"
+
+    _v = field_validator("listen")(_check_listen)
+
+
+class GovmailConfig(BaseSettings):
+    """The whole configuration; sections mirror the TOML tables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GOVMAIL_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    server: ServerSection = Field(default_factory=ServerSection)
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
+    storage: StorageSection = Field(default_factory=StorageSection)
+    auth: AuthSection = Field(default_factory=AuthSection)
+    tls: TLSSection = Field(default_factory=TLSSection)
+    smtp: SMTPSection = Field(default_factory=SMTPSection)
+    imap: IMAPSection = Field(default_factory=IMAPSection)
+    admin_api: AdminAPISection = Field(default_factory=AdminAPISection)
+
+    config_path: Path | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (the file's values arrive as init kwargs).
+        return (env_settings, init_settings)
+
+    # Paths resolved against the config file's directory.
+    @property
+    def data_dir(self) -> Path:
+        base = self.config_path.parent if self.config_path else Path.cwd()
+        return (base / self.server.data_dir).resolve()
+
+    def in_data_dir(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.data_dir / path
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'govmail.sqlite3'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.in_data_dir(self.storage.blob_dir)
+
+    @property
+    def cert_file(self) -> Path:
+        return self.in_data_dir(self.tls.cert_file)
+
+    @property
+    def key_file(self) -> Path:
+        return self.in_data_dir(self.tls.key_file)
+
+
+class ConfigError(Exception):
+    """The configuration file is missing or invalid."""
+
+
+def find_config_path(explicit: Path | None) -> Path:
+    """--config, then $GOVMAIL_CONFIG, then ./govmail.toml."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("GOVMAIL_CONFIG")
+    if env:
+        return Path(env)
+    return Path.cwd() / DEFAULT_CONFIG_NAME
+
+
+def load_config(path: Path) -> GovmailConfig:
+    """Read a TOML config file; environment variables override its keys."""
+    try:
+        with path.open("rb") as handle:
+            data: dict[str, Any] = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no config file at {path} (run 'govmail init' first)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    try:
+        config = GovmailConfig(**data)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    config.config_path = path.resolve()
+    return config

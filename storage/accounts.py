@@ -1,0 +1,274 @@
+"""Agencies, domains and mailboxes: creation, lookup, passwords, state, deletion.
+
+Functions take the caller's write ``Session`` and an ``actor`` (who asked), and write an audit
+event in the same transaction as the change. Password hashes are computed by the caller
+(off the event loop) and passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from storage.mailbox_ops import (
+    AccountNotFound,
+    MailboxError,
+    create_default_folders,
+    drop_folder,
+    list_folders,
+)
+from storage.models import (
+    Agency,
+    Alias,
+    AuditEvent,
+    Domain,
+    DomainKind,
+    Mailbox,
+    MailboxState,
+    utcnow,
+)
+
+MIB = 1024 * 1024
+
+
+class AccountExists(MailboxError):
+    pass
+
+
+class DomainNotFound(MailboxError):
+    pass
+
+
+def audit(
+    session: Session,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Record an admin action in the current transaction."""
+    session.add(
+        AuditEvent(
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            before=json.dumps(before, default=str, ensure_ascii=False) if before else None,
+            after=json.dumps(after, default=str, ensure_ascii=False) if after else None,
+        )
+    )
+
+
+def normalise_address(address: str) -> str:
+    """Lowercase local@domain with an IDNA (A-label) domain; raises ValueError if malformed."""
+    local, sep, domain = address.strip().rpartition("@")
+    if not sep or not local or not domain:
+        raise ValueError(f"not an e-mail address: {address!r}")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise ValueError(f"invalid domain in {address!r}") from exc
+    return f"{local.lower()}@{ascii_domain}"
+
+
+# ---------------------------------------------------------------- agencies and domains
+
+
+def create_agency(
+    session: Session,
+    actor: str,
+    abbreviation: str,
+    name: str,
+    parent_id: int | None = None,
+    code: str | None = None,
+) -> Agency:
+    agency = Agency(abbreviation=abbreviation, name=name, parent_id=parent_id, code=code)
+    session.add(agency)
+    session.flush()
+    audit(session, actor, "agency.create", "agency", str(agency.id), after=agency.model_dump())
+    return agency
+
+
+def create_domain(
+    session: Session, actor: str, name: str, agency_id: int, kind: DomainKind = DomainKind.PRIMARY
+) -> Domain:
+    name = normalise_address(f"x@{name}").partition("@")[2]
+    if session.exec(select(Domain).where(Domain.name == name)).first():
+        raise MailboxError(f"domain {name} already exists")
+    domain = Domain(name=name, agency_id=agency_id, kind=kind)
+    session.add(domain)
+    session.flush()
+    audit(session, actor, "domain.create", "domain", name, after=domain.model_dump())
+    return domain
+
+
+def find_domain(session: Session, name: str) -> Domain | None:
+    return session.exec(select(Domain).where(Domain.name == name.lower().rstrip("."))).first()
+
+
+# ---------------------------------------------------------------- mailboxes
+
+
+@dataclass(frozen=True)
+class MailboxView:
+    """What is safe to show about a mailbox (no hash)."""
+
+    id: int
+    address: str
+    display_name: str
+    state: str
+    quota_bytes: int
+    used_bytes: int
+    created_at: str
+    last_login_at: str | None
+
+
+def view(mailbox: Mailbox) -> MailboxView:
+    assert mailbox.id is not None
+    return MailboxView(
+        id=mailbox.id,
+        address=mailbox.address,
+        display_name=mailbox.display_name,
+        state=mailbox.state,
+        quota_bytes=mailbox.quota_bytes,
+        used_bytes=mailbox.used_bytes,
+        created_at=mailbox.created_at.isoformat(timespec="seconds"),
+        last_login_at=mailbox.last_login_at.isoformat(timespec="seconds")
+        if mailbox.last_login_at
+        else None,
+    )
+
+
+def create_mailbox(
+    session: Session,
+    actor: str,
+    address: str,
+    password_hash: str,
+    quota_bytes: int,
+    display_name: str = "",
+    must_change_password: bool = False,
+) -> Mailbox:
+    """Create an account with its default folders (INBOX, Sent, Drafts, Trash, Junk, Archive)."""
+    address = normalise_address(address)
+    domain = find_domain(session, address.partition("@")[2])
+    if domain is None:
+        raise DomainNotFound(f"domain of {address} is not served here")
+    if session.exec(select(Mailbox.id).where(Mailbox.address == address)).first():
+        raise AccountExists(f"mailbox {address} already exists")
+    if session.exec(select(Alias.id).where(Alias.address == address)).first():
+        raise AccountExists(f"{address} is already an alias")
+    assert domain.id is not None
+    mailbox = Mailbox(
+        address=address,
+        domain_id=domain.id,
+        display_name=display_name,
+        password_hash=password_hash,
+        quota_bytes=quota_bytes,
+        must_change_password=must_change_password,
+        password_changed_at=utcnow(),
+        next_uidvalidity=int(time.time()),
+    )
+    session.add(mailbox)
+    session.flush()
+    assert mailbox.id is not None
+    create_default_folders(session, mailbox.id)
+    audit(session, actor, "mailbox.create", "mailbox", address, after=_auditable(mailbox))
+    return mailbox
+
+
+def _auditable(mailbox: Mailbox) -> dict[str, Any]:
+    data = mailbox.model_dump()
+    data.pop("password_hash", None)
+    return data
+
+
+def find_mailbox(session: Session, address: str) -> Mailbox | None:
+    try:
+        address = normalise_address(address)
+    except ValueError:
+        return None
+    return session.exec(select(Mailbox).where(Mailbox.address == address)).first()
+
+
+def require_mailbox(session: Session, address: str) -> Mailbox:
+    mailbox = find_mailbox(session, address)
+    if mailbox is None:
+        raise AccountNotFound(f"no mailbox {address}")
+    return mailbox
+
+
+def list_mailboxes(session: Session) -> list[Mailbox]:
+    return list(session.exec(select(Mailbox).order_by(col(Mailbox.address))))
+
+
+def set_password(
+    session: Session, actor: str, address: str, password_hash: str, must_change: bool = False
+) -> None:
+    mailbox = require_mailbox(session, address)
+    mailbox.password_hash = password_hash
+    mailbox.password_changed_at = utcnow()
+    mailbox.must_change_password = must_change
+    mailbox.failed_logins = 0
+    session.add(mailbox)
+    audit(session, actor, "mailbox.passwd", "mailbox", mailbox.address)
+
+
+def set_state(session: Session, actor: str, address: str, state: MailboxState) -> None:
+    mailbox = require_mailbox(session, address)
+    before = mailbox.state
+    mailbox.state = state
+    if state == MailboxState.ACTIVE:
+        mailbox.failed_logins = 0
+    session.add(mailbox)
+    audit(
+        session,
+        actor,
+        "mailbox.state",
+        "mailbox",
+        mailbox.address,
+        {"state": before},
+        {"state": state},
+    )
+
+
+def delete_mailbox(session: Session, actor: str, address: str) -> None:
+    """Delete an account with all its folders and messages (blob references released)."""
+    mailbox = require_mailbox(session, address)
+    assert mailbox.id is not None
+    for folder in list_folders(session, mailbox.id):
+        drop_folder(session, folder)
+    audit(session, actor, "mailbox.delete", "mailbox", mailbox.address, before=_auditable(mailbox))
+    session.delete(mailbox)
+
+
+def note_login(session: Session, mailbox_id: int, success: bool, max_failures: int) -> str:
+    """Count a login attempt; after ``max_failures`` consecutive failures, lock the account.
+
+    Returns the account state after the attempt.
+    """
+    mailbox = session.get(Mailbox, mailbox_id)
+    if mailbox is None:
+        raise AccountNotFound("no such mailbox")
+    if success:
+        mailbox.failed_logins = 0
+        mailbox.last_login_at = utcnow()
+    else:
+        mailbox.failed_logins += 1
+        if mailbox.failed_logins >= max_failures and mailbox.state == MailboxState.ACTIVE:
+            mailbox.state = MailboxState.LOCKED
+            audit(
+                session,
+                "system",
+                "mailbox.lock",
+                "mailbox",
+                mailbox.address,
+                after={"reason": f"{mailbox.failed_logins} consecutive failed logins"},
+            )
+    session.add(mailbox)
+    return mailbox.state

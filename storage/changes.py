@@ -1,0 +1,117 @@
+"""Change records emitted by mailbox operations, and the bus that carries them to IMAP sessions.
+
+Operations append records to the session's change list while they run; the store publishes them
+only after the transaction has committed (commit before broadcast), so a session never announces
+a message that a rollback took away. In one process the bus is a table of callbacks; several
+nodes on PostgreSQL would relay the same records over LISTEN/NOTIFY.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlmodel import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MessageAdded:
+    mailbox_id: int
+    folder_id: int
+    uid: int
+    modseq: int
+    flags: frozenset[str]
+
+
+@dataclass(frozen=True)
+class FlagsChanged:
+    mailbox_id: int
+    folder_id: int
+    uid: int
+    modseq: int
+    flags: frozenset[str]
+
+
+@dataclass(frozen=True)
+class MessagesExpunged:
+    mailbox_id: int
+    folder_id: int
+    uids: tuple[int, ...]
+    modseq: int
+
+
+@dataclass(frozen=True)
+class FolderChanged:
+    """A folder was created, renamed or deleted."""
+
+    mailbox_id: int
+    folder_id: int
+    kind: str  # "created" | "renamed" | "deleted"
+    name: str
+
+
+Change = MessageAdded | FlagsChanged | MessagesExpunged | FolderChanged
+
+_CHANGES_KEY = "govmail.changes"
+
+
+def record(session: Session, change: Change) -> None:
+    """Note a change made in this session's transaction, to be published after commit."""
+    session.info.setdefault(_CHANGES_KEY, []).append(change)
+
+
+def take_recorded(session: Session) -> list[Change]:
+    changes: list[Change] = session.info.pop(_CHANGES_KEY, [])
+    return changes
+
+
+@contextmanager
+def atomic(session: Session) -> Iterator[None]:
+    """A SAVEPOINT: on error its rows and its recorded changes are undone, the rest stays."""
+    recorded: list[Change] = session.info.setdefault(_CHANGES_KEY, [])
+    mark = len(recorded)
+    savepoint = session.begin_nested()
+    try:
+        yield
+        session.flush()
+    except BaseException:
+        savepoint.rollback()
+        del recorded[mark:]
+        raise
+    savepoint.commit()
+
+
+Listener = Callable[[Change], None]
+
+
+@dataclass
+class ChangeBus:
+    """Delivers committed changes to the listeners of the mailbox (account) they concern."""
+
+    _listeners: dict[int, set[Listener]] = field(default_factory=lambda: defaultdict(set))
+
+    def subscribe(self, mailbox_id: int, listener: Listener) -> Callable[[], None]:
+        """Register ``listener``; returns the function that unregisters it."""
+        self._listeners[mailbox_id].add(listener)
+
+        def unsubscribe() -> None:
+            listeners = self._listeners.get(mailbox_id)
+            if listeners is not None:
+                listeners.discard(listener)
+                if not listeners:
+                    del self._listeners[mailbox_id]
+
+        return unsubscribe
+
+    def publish(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            for listener in list(self._listeners.get(change.mailbox_id, ())):
+                try:
+                    listener(change)
+                except Exception:  # one broken listener must not starve the others
+                    log.exception("event=change_listener_failed mailbox=%s", change.mailbox_id)

@@ -1,0 +1,527 @@
+"""The one API that changes mailbox state: folders, append, flags, expunge, copy, move, quota.
+
+SMTP delivery, IMAP, the admin API, restore and the CLI all call these functions; none writes
+message or folder rows of its own. Each function runs inside the caller's write transaction
+(a ``Session``), records its changes with ``storage.changes.record`` for publication after commit,
+and raises a ``MailboxError`` subclass for anything the caller should report to its client.
+
+Invariants (RFC 3501 2.3.1.1, RFC 7162 3.1): UIDs in a folder strictly increase and are never
+reused (UIDNEXT only grows, also across expunge); every change to a message gets a new MODSEQ
+above the folder's HIGHESTMODSEQ; a recreated folder gets a new UIDVALIDITY.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import case, delete, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from storage.blobs import StoredBlob
+from storage.changes import (
+    FlagsChanged,
+    FolderChanged,
+    MessageAdded,
+    MessagesExpunged,
+    record,
+)
+from storage.message_index import IndexedMessage
+from storage.models import Blob, ExpungedMessage, Folder, Mailbox, Message, utcnow
+
+HIERARCHY_SEPARATOR = "/"
+INBOX = "INBOX"
+# Created for every mailbox (RFC 6154 special-use attributes).
+DEFAULT_FOLDERS: tuple[tuple[str, str | None], ...] = (
+    (INBOX, None),
+    ("Sent", "\\Sent"),
+    ("Drafts", "\\Drafts"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+)
+SPECIAL_USES = frozenset(
+    {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
+)
+SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
+MAX_FOLDER_NAME = 1000
+MAX_FLAGS_PER_MESSAGE = 100
+
+
+class MailboxError(Exception):
+    """A request that cannot be done; its text is fit to show a client."""
+
+
+class FolderNotFound(MailboxError):
+    pass
+
+
+class FolderExists(MailboxError):
+    pass
+
+
+class FolderNameInvalid(MailboxError):
+    pass
+
+
+class QuotaExceeded(MailboxError):
+    pass
+
+
+class AccountNotFound(MailboxError):
+    pass
+
+
+class FlagMode(StrEnum):
+    REPLACE = "replace"
+    ADD = "add"
+    REMOVE = "remove"
+
+
+# ---------------------------------------------------------------- flags
+
+
+def canonical_flag(flag: str) -> str:
+    """System flags in their canonical case; keywords kept as given (IMAP keywords are atoms)."""
+    for system in SYSTEM_FLAGS:
+        if flag.lower() == system.lower():
+            return system
+    return flag
+
+
+def parse_flags(text: str) -> frozenset[str]:
+    return frozenset(text.split()) if text else frozenset()
+
+
+def format_flags(flags: Iterable[str]) -> str:
+    return " ".join(sorted(set(flags)))
+
+
+def normalise_flags(flags: Iterable[str]) -> frozenset[str]:
+    result = frozenset(canonical_flag(f) for f in flags if f and f != "\\Recent")
+    if len(result) > MAX_FLAGS_PER_MESSAGE:
+        raise MailboxError("too many flags on one message")
+    return result
+
+
+# ---------------------------------------------------------------- folders
+
+
+def normalise_folder_name(name: str) -> str:
+    """NFC, no empty levels, INBOX case-insensitive (RFC 3501 5.1)."""
+    name = unicodedata.normalize("NFC", name).strip(HIERARCHY_SEPARATOR)
+    if not name:
+        raise FolderNameInvalid("empty folder name")
+    if len(name) > MAX_FOLDER_NAME:
+        raise FolderNameInvalid("folder name too long")
+    levels = name.split(HIERARCHY_SEPARATOR)
+    if any(not level for level in levels):
+        raise FolderNameInvalid("empty level in folder name")
+    if any(ch in name for ch in "*%\r\n\x00") or any(unicodedata.category(c) == "Cc" for c in name):
+        raise FolderNameInvalid("folder name has a forbidden character")
+    if levels[0].upper() == INBOX:
+        levels[0] = INBOX
+    return HIERARCHY_SEPARATOR.join(levels)
+
+
+def get_folder(session: Session, mailbox_id: int, name: str, for_update: bool = False) -> Folder:
+    query = select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name == name)
+    if for_update:
+        query = query.with_for_update()
+    folder = session.exec(query).first()
+    if folder is None:
+        raise FolderNotFound(f"no folder named {name}")
+    return folder
+
+
+def lock_folder(session: Session, folder_id: int) -> Folder:
+    """The folder row, locked for this transaction (PostgreSQL; SQLite serialises writers)."""
+    folder = session.exec(select(Folder).where(Folder.id == folder_id).with_for_update()).first()
+    if folder is None:
+        raise FolderNotFound("the folder no longer exists")
+    return folder
+
+
+def list_folders(session: Session, mailbox_id: int) -> list[Folder]:
+    query = select(Folder).where(Folder.mailbox_id == mailbox_id).order_by(col(Folder.name))
+    return list(session.exec(query))
+
+
+def _take_uidvalidity(session: Session, mailbox_id: int) -> int:
+    mailbox = session.exec(
+        select(Mailbox).where(Mailbox.id == mailbox_id).with_for_update()
+    ).first()
+    if mailbox is None:
+        raise AccountNotFound("no such mailbox")
+    value = mailbox.next_uidvalidity
+    mailbox.next_uidvalidity = value + 1
+    session.add(mailbox)
+    return value
+
+
+def create_folder(
+    session: Session, mailbox_id: int, name: str, special_use: str | None = None
+) -> Folder:
+    """Create ``name`` and any missing parent levels (RFC 3501 6.3.3)."""
+    name = normalise_folder_name(name)
+    if special_use is not None and special_use not in SPECIAL_USES:
+        raise MailboxError(f"unknown special-use attribute {special_use}")
+    existing = session.exec(select(Folder.name).where(Folder.mailbox_id == mailbox_id)).all()
+    taken = set(existing)
+    if name in taken:
+        raise FolderExists(f"folder {name} already exists")
+    levels = name.split(HIERARCHY_SEPARATOR)
+    created: Folder | None = None
+    for depth in range(1, len(levels) + 1):
+        path = HIERARCHY_SEPARATOR.join(levels[:depth])
+        if path in taken:
+            continue
+        folder = Folder(
+            mailbox_id=mailbox_id,
+            name=path,
+            special_use=special_use if path == name else None,
+            uidvalidity=_take_uidvalidity(session, mailbox_id),
+        )
+        session.add(folder)
+        session.flush()
+        assert folder.id is not None
+        record(session, FolderChanged(mailbox_id, folder.id, "created", path))
+        created = folder
+    assert created is not None
+    return created
+
+
+def create_default_folders(session: Session, mailbox_id: int) -> None:
+    for name, special_use in DEFAULT_FOLDERS:
+        create_folder(session, mailbox_id, name, special_use)
+
+
+def rename_folder(session: Session, mailbox_id: int, old: str, new: str) -> None:
+    """Rename a folder and its children (RFC 3501 6.3.5), INBOX by moving its messages."""
+    old = normalise_folder_name(old)
+    new = normalise_folder_name(new)
+    source = get_folder(session, mailbox_id, old, for_update=True)
+    if session.exec(
+        select(Folder.id).where(Folder.mailbox_id == mailbox_id, Folder.name == new)
+    ).first():
+        raise FolderExists(f"folder {new} already exists")
+    if new == old or new.startswith(old + HIERARCHY_SEPARATOR):
+        raise FolderNameInvalid("cannot rename a folder into itself")
+    if old == INBOX:
+        # Renaming INBOX moves its messages to the new folder and leaves INBOX empty.
+        target = create_folder(session, mailbox_id, new)
+        uids = [m.uid for m in _messages(session, source.id or 0, None)]
+        move_messages(session, source, target, uids)
+        return
+    parent = new.rpartition(HIERARCHY_SEPARATOR)[0]
+    if (
+        parent
+        and not session.exec(
+            select(Folder.id).where(Folder.mailbox_id == mailbox_id, Folder.name == parent)
+        ).first()
+    ):
+        create_folder(session, mailbox_id, parent)
+    children = session.exec(
+        select(Folder).where(
+            Folder.mailbox_id == mailbox_id,
+            col(Folder.name).startswith(old + HIERARCHY_SEPARATOR, autoescape=True),
+        )
+    ).all()
+    for folder in [source, *children]:
+        folder.name = new + folder.name[len(old) :]
+        session.add(folder)
+        assert folder.id is not None
+        record(session, FolderChanged(mailbox_id, folder.id, "renamed", folder.name))
+
+
+def delete_folder(session: Session, mailbox_id: int, name: str) -> None:
+    """Delete a folder with its messages (RFC 3501 6.3.4; INBOX cannot be deleted).
+
+    A folder with children cannot be deleted here (we do not keep \\Noselect placeholders).
+    """
+    name = normalise_folder_name(name)
+    if name == INBOX:
+        raise MailboxError("INBOX cannot be deleted")
+    folder = get_folder(session, mailbox_id, name, for_update=True)
+    has_children = session.exec(
+        select(Folder.id).where(
+            Folder.mailbox_id == mailbox_id,
+            col(Folder.name).startswith(name + HIERARCHY_SEPARATOR, autoescape=True),
+        )
+    ).first()
+    if has_children:
+        raise MailboxError(f"folder {name} has subfolders; delete them first")
+    drop_folder(session, folder)
+
+
+def drop_folder(session: Session, folder: Folder) -> None:
+    """Remove a folder row with its messages and tombstones, releasing quota and blobs."""
+    assert folder.id is not None
+    _release(session, folder.mailbox_id, _messages(session, folder.id, None))
+    session.execute(delete(ExpungedMessage).where(col(ExpungedMessage.folder_id) == folder.id))
+    session.execute(delete(Message).where(col(Message.folder_id) == folder.id))
+    session.delete(folder)
+    record(session, FolderChanged(folder.mailbox_id, folder.id, "deleted", folder.name))
+
+
+# ---------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True)
+class Appended:
+    folder_id: int
+    uidvalidity: int
+    uid: int
+    modseq: int
+
+
+def _next_modseq(folder: Folder) -> int:
+    folder.highestmodseq += 1
+    return folder.highestmodseq
+
+
+def _charge_quota(session: Session, mailbox_id: int, size: int, enforce: bool) -> None:
+    """Add ``size`` bytes to the mailbox's usage, refusing if it would pass the quota."""
+    if enforce:
+        result = session.execute(
+            update(Mailbox)
+            .where(col(Mailbox.id) == mailbox_id)
+            .where(col(Mailbox.used_bytes) + size <= col(Mailbox.quota_bytes))
+            .values(used_bytes=col(Mailbox.used_bytes) + size)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            return
+        if session.get(Mailbox, mailbox_id) is None:
+            raise AccountNotFound("no such mailbox")
+        raise QuotaExceeded("mailbox is over quota")
+    session.execute(
+        update(Mailbox)
+        .where(col(Mailbox.id) == mailbox_id)
+        .values(used_bytes=col(Mailbox.used_bytes) + size)
+    )
+
+
+def _reference_blob(session: Session, blob: StoredBlob, count: int = 1) -> None:
+    """Count one more reference to ``blob``; concurrent first references must not collide."""
+    dialect = session.get_bind().dialect.name
+    insert_fn = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert_fn(Blob).values(
+        sha256=blob.sha256, size=blob.size, refcount=count, created_at=utcnow()
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["sha256"], set_={"refcount": Blob.__table__.c.refcount + count}
+    )
+    session.execute(statement)
+
+
+def append_message(
+    session: Session,
+    folder: Folder,
+    blob: StoredBlob,
+    indexed: IndexedMessage,
+    flags: Iterable[str] = (),
+    internal_date: datetime | None = None,
+    enforce_quota: bool = True,
+) -> Appended:
+    """Add one message to ``folder`` (locked by the caller or here) and charge its quota."""
+    assert folder.id is not None
+    folder = lock_folder(session, folder.id)
+    assert folder.id is not None
+    _charge_quota(session, folder.mailbox_id, blob.size, enforce_quota)
+    _reference_blob(session, blob)
+    uid = folder.uidnext
+    folder.uidnext = uid + 1
+    modseq = _next_modseq(folder)
+    session.add(folder)
+    flag_set = normalise_flags(flags)
+    session.add(_message_row(folder.id, uid, modseq, flag_set, blob, indexed, internal_date))
+    record(session, MessageAdded(folder.mailbox_id, folder.id, uid, modseq, flag_set))
+    return Appended(folder.id, folder.uidvalidity, uid, modseq)
+
+
+def _message_row(
+    folder_id: int,
+    uid: int,
+    modseq: int,
+    flags: frozenset[str],
+    blob: StoredBlob,
+    indexed: IndexedMessage,
+    internal_date: datetime | None,
+) -> Message:
+    return Message(
+        folder_id=folder_id,
+        uid=uid,
+        modseq=modseq,
+        flags=format_flags(flags),
+        internal_date=internal_date or utcnow(),
+        size=blob.size,
+        blob_sha256=blob.sha256,
+        summary=indexed.summary,
+        subject=indexed.subject,
+        from_addr=indexed.from_addr,
+        to_addr=indexed.to_addr,
+        cc_addr=indexed.cc_addr,
+        sent_date=indexed.sent_date,
+        message_id=indexed.message_id,
+    )
+
+
+def _messages(session: Session, folder_id: int, uids: Sequence[int] | None) -> list[Message]:
+    query = select(Message).where(Message.folder_id == folder_id)
+    if uids is not None:
+        query = query.where(col(Message.uid).in_(list(uids)))
+    return list(session.exec(query.order_by(col(Message.uid))))
+
+
+@dataclass(frozen=True)
+class FlagResult:
+    updated: list[tuple[int, int, frozenset[str]]]  # (uid, modseq, flags)
+    modified: list[int]  # UIDs refused by UNCHANGEDSINCE (RFC 7162 3.1.3)
+
+
+def store_flags(
+    session: Session,
+    folder_id: int,
+    uids: Sequence[int],
+    flags: Iterable[str],
+    mode: FlagMode,
+    unchanged_since: int | None = None,
+) -> FlagResult:
+    """Replace, add or remove flags; only messages whose flags really change get a new MODSEQ."""
+    folder = lock_folder(session, folder_id)
+    wanted = normalise_flags(flags)
+    updated: list[tuple[int, int, frozenset[str]]] = []
+    modified: list[int] = []
+    for message in _messages(session, folder_id, uids):
+        if unchanged_since is not None and message.modseq > unchanged_since:
+            modified.append(message.uid)
+            continue
+        current = parse_flags(message.flags)
+        if mode is FlagMode.REPLACE:
+            new = wanted
+        elif mode is FlagMode.ADD:
+            new = current | wanted
+        else:
+            new = current - wanted
+        if new == current:
+            continue
+        normalise_flags(new)
+        message.flags = format_flags(new)
+        message.modseq = _next_modseq(folder)
+        session.add(message)
+        updated.append((message.uid, message.modseq, new))
+        record(
+            session, FlagsChanged(folder.mailbox_id, folder_id, message.uid, message.modseq, new)
+        )
+    session.add(folder)
+    return FlagResult(updated, modified)
+
+
+def _release(session: Session, mailbox_id: int, messages: Sequence[Message]) -> None:
+    """Give back the quota and blob references held by ``messages`` (being removed)."""
+    if not messages:
+        return
+    total = sum(m.size for m in messages)
+    remaining = col(Mailbox.used_bytes) - total
+    session.execute(
+        update(Mailbox)
+        .where(col(Mailbox.id) == mailbox_id)
+        .values(used_bytes=case((remaining < 0, 0), else_=remaining))
+    )
+    per_blob: dict[str, int] = {}
+    for message in messages:
+        per_blob[message.blob_sha256] = per_blob.get(message.blob_sha256, 0) + 1
+    for sha256, count in per_blob.items():
+        session.execute(
+            update(Blob)
+            .where(col(Blob.sha256) == sha256)
+            .values(refcount=col(Blob.refcount) - count)
+        )
+
+
+def expunge(session: Session, folder_id: int, uids: Sequence[int] | None = None) -> list[int]:
+    """Remove messages flagged \\Deleted (limited to ``uids`` for UID EXPUNGE, RFC 4315)."""
+    folder = lock_folder(session, folder_id)
+    candidates = _messages(session, folder_id, uids)
+    doomed = [m for m in candidates if "\\Deleted" in parse_flags(m.flags)]
+    return _remove(session, folder, doomed)
+
+
+def _remove(session: Session, folder: Folder, doomed: Sequence[Message]) -> list[int]:
+    if not doomed:
+        return []
+    assert folder.id is not None
+    modseq = _next_modseq(folder)
+    session.add(folder)
+    _release(session, folder.mailbox_id, doomed)
+    removed = [m.uid for m in doomed]
+    session.execute(delete(Message).where(col(Message.id).in_([m.id for m in doomed])))
+    session.add_all(ExpungedMessage(folder_id=folder.id, uid=uid, modseq=modseq) for uid in removed)
+    record(session, MessagesExpunged(folder.mailbox_id, folder.id, tuple(removed), modseq))
+    return removed
+
+
+def copy_messages(
+    session: Session,
+    source: Folder,
+    target: Folder,
+    uids: Sequence[int],
+    enforce_quota: bool = True,
+) -> list[tuple[int, int]]:
+    """Copy messages (same blobs, new UIDs, flags kept); returns (source UID, new UID) pairs."""
+    assert source.id is not None and target.id is not None
+    messages = _messages(session, source.id, uids)
+    if not messages:
+        return []
+    target = lock_folder(session, target.id)
+    assert target.id is not None
+    size = sum(m.size for m in messages)
+    _charge_quota(session, target.mailbox_id, size, enforce_quota)
+    pairs: list[tuple[int, int]] = []
+    for message in messages:
+        new_uid = target.uidnext
+        target.uidnext += 1
+        modseq = _next_modseq(target)
+        flags = parse_flags(message.flags)
+        copy = Message(
+            folder_id=target.id,
+            uid=new_uid,
+            modseq=modseq,
+            flags=message.flags,
+            internal_date=message.internal_date,
+            size=message.size,
+            blob_sha256=message.blob_sha256,
+            summary=message.summary,
+            subject=message.subject,
+            from_addr=message.from_addr,
+            to_addr=message.to_addr,
+            cc_addr=message.cc_addr,
+            sent_date=message.sent_date,
+            message_id=message.message_id,
+        )
+        session.add(copy)
+        _reference_blob(session, StoredBlob(message.blob_sha256, message.size))
+        pairs.append((message.uid, new_uid))
+        record(session, MessageAdded(target.mailbox_id, target.id, new_uid, modseq, flags))
+    session.add(target)
+    return pairs
+
+
+def move_messages(
+    session: Session, source: Folder, target: Folder, uids: Sequence[int]
+) -> list[tuple[int, int]]:
+    """MOVE (RFC 6851): copy then expunge the originals, in one transaction."""
+    assert source.id is not None
+    # Within one account a move frees what it takes, so it cannot push the quota over.
+    same_account = source.mailbox_id == target.mailbox_id
+    pairs = copy_messages(session, source, target, uids, enforce_quota=not same_account)
+    moved = {old for old, _ in pairs}
+    source = lock_folder(session, source.id)
+    doomed = [m for m in _messages(session, source.id or 0, sorted(moved))]
+    _remove(session, source, doomed)
+    return pairs

@@ -1,0 +1,55 @@
+"""What is computed once per message at delivery: the cached summary and the search fields.
+
+``index_message`` parses the raw bytes once; the result is stored on every message row that
+refers to the blob, so FETCH of structure and SEARCH of headers never re-parse the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from storage.message_summary import MessageSummary, summarize_message
+from storage.text_fold import fold_for_search
+
+MAX_SEARCH_FIELD = 4000
+
+
+@dataclass(frozen=True)
+class IndexedMessage:
+    summary: bytes  # MessageSummary.to_json()
+    subject: str  # folded (case and diacritics) for search
+    from_addr: str
+    to_addr: str
+    cc_addr: str
+    sent_date: datetime | None  # UTC
+    message_id: str
+
+
+def _fold(text: str | None) -> str:
+    return fold_for_search(text or "")[:MAX_SEARCH_FIELD]
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    """Dates without a zone are taken as UTC (RFC 5322 "-0000" means unknown zone)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def index_message(raw: bytes) -> IndexedMessage:
+    """Parse ``raw`` once and return what the message rows cache. Never raises on bad input."""
+    summary: MessageSummary = summarize_message(raw)
+    headers = summary.search_headers
+    message_id = (headers.message_id or "").strip()[:998]
+    return IndexedMessage(
+        summary=summary.to_json(),
+        subject=_fold(headers.subject),
+        from_addr=_fold(headers.from_),
+        to_addr=_fold(headers.to),
+        cc_addr=_fold(headers.cc),
+        sent_date=_as_utc(headers.date),
+        message_id=message_id,
+    )

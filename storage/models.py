@@ -1,0 +1,165 @@
+"""SQLModel tables: agencies, domains, mailboxes, aliases, folders, messages, blobs, audit.
+
+Schema changes go through alembic (storage/migrations); these classes are the source the
+migrations are written from. Timestamps are timezone-aware, stored in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class MailboxState(StrEnum):
+    """A locked mailbox still receives mail but cannot log in; a disabled one does neither."""
+
+    ACTIVE = "active"
+    LOCKED = "locked"
+    DISABLED = "disabled"
+
+
+class DomainKind(StrEnum):
+    PRIMARY = "primary"
+    LEGACY = "legacy"  # kept after a province merger; mail to it still delivers
+
+
+class Agency(SQLModel, table=True):
+    """An agency in the province tree (province -> department/commune -> unit, any depth)."""
+
+    __tablename__ = "agency"
+    id: int | None = Field(default=None, primary_key=True)
+    parent_id: int | None = Field(default=None, foreign_key="agency.id", index=True)
+    code: str | None = Field(default=None, unique=True, max_length=35)  # canonical form
+    abbreviation: str = Field(index=True, max_length=64)
+    name: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Domain(SQLModel, table=True):
+    """A mail domain (A-label, lowercase) belonging to an agency."""
+
+    __tablename__ = "domain"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=255)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    kind: str = Field(default=DomainKind.PRIMARY, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Mailbox(SQLModel, table=True):
+    """A user's account: one address, a password, a quota, and folders."""
+
+    __tablename__ = "mailbox"
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(unique=True, max_length=320)  # local@domain, lowercase
+    domain_id: int = Field(foreign_key="domain.id", index=True)
+    display_name: str = Field(default="", max_length=255)
+    password_hash: str = Field(default="", max_length=255)
+    quota_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    used_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    state: str = Field(default=MailboxState.ACTIVE, max_length=16)
+    must_change_password: bool = False
+    password_changed_at: datetime | None = None
+    failed_logins: int = 0
+    last_login_at: datetime | None = None
+    next_uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Alias(SQLModel, table=True):
+    """An address that forwards to one or more mailboxes or addresses (newline-separated)."""
+
+    __tablename__ = "alias"
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(unique=True, max_length=320)
+    domain_id: int = Field(foreign_key="domain.id", index=True)
+    targets: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Folder(SQLModel, table=True):
+    """An IMAP mailbox (called folder here to keep "mailbox" for the account).
+
+    UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ as RFC 3501 2.3.1.1 and RFC 7162 3.1.1 define them.
+    """
+
+    __tablename__ = "folder"
+    __table_args__ = (UniqueConstraint("mailbox_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox_id: int = Field(foreign_key="mailbox.id", index=True)
+    name: str = Field(max_length=1024)  # full path, "/" separated, NFC
+    special_use: str | None = Field(default=None, max_length=16)  # \Sent, \Drafts, ...
+    subscribed: bool = True
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    uidnext: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))
+    highestmodseq: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Message(SQLModel, table=True):
+    """One message in one folder. Bytes live in the blob store; this row caches what IMAP needs."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("folder_id", "uid"),
+        Index("ix_message_folder_modseq", "folder_id", "modseq"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    folder_id: int = Field(foreign_key="folder.id")
+    uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    modseq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    flags: str = Field(default="", max_length=4096)  # space-separated, sorted
+    internal_date: datetime
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    blob_sha256: str = Field(foreign_key="blob.sha256", max_length=64, index=True)
+    # Cached at delivery (storage.message_summary): envelope, body structure, part offsets.
+    summary: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # Search headers, folded for accent-insensitive search (storage.text_fold).
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    from_addr: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    to_addr: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    cc_addr: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    sent_date: datetime | None = None
+    message_id: str = Field(default="", max_length=998)
+
+
+class ExpungedMessage(SQLModel, table=True):
+    """Tombstone of an expunged UID, for QRESYNC VANISHED (RFC 7162 3.2.10)."""
+
+    __tablename__ = "expunged_message"
+    __table_args__ = (Index("ix_expunged_folder_modseq", "folder_id", "modseq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    folder_id: int = Field(foreign_key="folder.id")
+    uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    modseq: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class Blob(SQLModel, table=True):
+    """Content-addressed message bytes; one row per distinct content, counted by references."""
+
+    __tablename__ = "blob"
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    refcount: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which object, written in the same transaction as the change."""
+
+    __tablename__ = "audit_event"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=320)
+    action: str = Field(max_length=64)
+    object_type: str = Field(max_length=32)
+    object_id: str = Field(max_length=320)
+    before: str | None = Field(default=None, sa_column=Column(Text))
+    after: str | None = Field(default=None, sa_column=Column(Text))

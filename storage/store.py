@@ -1,0 +1,218 @@
+"""The asyncio face of storage: runs mailbox operations off the event loop, with group commit.
+
+Writes are jobs (a function of a ``Session``). Jobs that arrive while a transaction is being
+written wait and then go together into the next one: each job runs inside its own SAVEPOINT,
+so one failing job (over quota, say) rolls back alone, and the batch commits with one fsync.
+Only when that commit returns does any job's caller get its result, and only then are the
+changes published to IMAP sessions. This is how a 250 after a durable commit stays cheap under
+load: durability is never weakened, its cost is shared.
+
+SQLite has one writer thread (SQLite has one writer anyway); PostgreSQL runs several batches at
+once, serialised per folder by row locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlmodel import Session
+
+from storage.blobs import BlobStore, StoredBlob
+from storage.changes import Change, ChangeBus, atomic, take_recorded
+from storage.db import Database
+from storage.mailbox_ops import Appended, append_message, get_folder
+from storage.message_index import IndexedMessage, index_message
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+WriteFn = Callable[[Session], Any]
+
+# Fault injection for the crash tests: the process dies at the named point, as a power cut would.
+FAULT_ENV = "GOVMAIL_TEST_CRASH_AT"
+
+
+def _maybe_crash(point: str) -> None:
+    if os.environ.get(FAULT_ENV) == point:
+        os._exit(137)
+
+
+@dataclass
+class _Job:
+    fn: WriteFn
+    future: asyncio.Future[Any]
+
+
+@dataclass
+class _Outcome:
+    result: Any = None
+    error: BaseException | None = None
+    changes: list[Change] = field(default_factory=list)
+
+
+class MailStore:
+    """Database + blob store + change bus, shared by every protocol server in the process."""
+
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        bus: ChangeBus | None = None,
+        writer_threads: int = 0,
+        reader_threads: int = 4,
+        group_commit_max: int = 128,
+    ) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.bus = bus or ChangeBus()
+        if writer_threads <= 0:
+            writer_threads = 1 if db.is_sqlite else 4
+        self._writer_count = writer_threads
+        self._group_commit_max = group_commit_max
+        self._write_pool = ThreadPoolExecutor(writer_threads, thread_name_prefix="govmail-write")
+        self._read_pool = ThreadPoolExecutor(reader_threads, thread_name_prefix="govmail-read")
+        self._cpu_pool = ThreadPoolExecutor(2, thread_name_prefix="govmail-io")
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._writers: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._queue is not None:
+            return
+        self._queue = asyncio.Queue()
+        self._writers = [
+            asyncio.create_task(self._writer_loop(), name=f"govmail-writer-{i}")
+            for i in range(self._writer_count)
+        ]
+
+    async def close(self) -> None:
+        """Finish queued writes, then stop the threads and the engines."""
+        if self._queue is not None:
+            await self._queue.join()
+            for task in self._writers:
+                task.cancel()
+            await asyncio.gather(*self._writers, return_exceptions=True)
+            self._queue = None
+        self._write_pool.shutdown(wait=True)
+        self._read_pool.shutdown(wait=True)
+        self._cpu_pool.shutdown(wait=True)
+        self.db.dispose()
+
+    # ------------------------------------------------------------ primitives
+
+    async def write(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` in a write transaction; returns after its commit is durable."""
+        if self._queue is None:
+            await self.start()
+        assert self._queue is not None
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(fn, future))
+        return await future
+
+    async def read(self, fn: Callable[[Session], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._read_pool, self._run_read, fn)
+
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking work (hashing, parsing, file I/O) away from the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._cpu_pool, fn, *args)
+
+    def _run_read(self, fn: Callable[[Session], T]) -> T:
+        with self.db.read_session() as session:
+            return fn(session)
+
+    async def _writer_loop(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self._group_commit_max and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                outcomes = await loop.run_in_executor(self._write_pool, self._run_batch, batch)
+            except BaseException as exc:  # the commit itself failed: no job took effect
+                log.error("event=commit_failed jobs=%d error=%r", len(batch), exc)
+                outcomes = [_Outcome(error=exc) for _ in batch]
+            for job, outcome in zip(batch, outcomes, strict=True):
+                if outcome.changes:
+                    self.bus.publish(outcome.changes)
+                if job.future.cancelled():
+                    pass
+                elif outcome.error is not None:
+                    job.future.set_exception(outcome.error)
+                else:
+                    job.future.set_result(outcome.result)
+                queue.task_done()
+
+    def _run_batch(self, batch: list[_Job]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        with self.db.write_session() as session:
+            for job in batch:
+                try:
+                    with atomic(session):
+                        result = job.fn(session)
+                    outcomes.append(_Outcome(result=result, changes=take_recorded(session)))
+                except Exception as exc:
+                    outcomes.append(_Outcome(error=exc))
+            _maybe_crash("before_commit")
+        return outcomes
+
+    # ------------------------------------------------------------ message operations
+
+    async def store_blob(self, raw: bytes) -> tuple[StoredBlob, IndexedMessage]:
+        """Write the bytes durably and parse them once; both off the event loop."""
+        blob = await self.offload(self.blobs.put, raw)
+        _maybe_crash("after_blob_write")
+        indexed = await self.offload(index_message, raw)
+        return blob, indexed
+
+    async def append(
+        self,
+        mailbox_id: int,
+        folder_name: str,
+        raw: bytes,
+        flags: tuple[str, ...] = (),
+        internal_date: datetime | None = None,
+    ) -> Appended:
+        """APPEND: store ``raw`` in one folder of one account."""
+        blob, indexed = await self.store_blob(raw)
+
+        def job(session: Session) -> Appended:
+            folder = get_folder(session, mailbox_id, folder_name)
+            return append_message(session, folder, blob, indexed, flags, internal_date)
+
+        return await self.write(job)
+
+    async def deliver(
+        self, raw: bytes, targets: list[tuple[int, str]], flags: tuple[str, ...] = ()
+    ) -> list[Appended | BaseException]:
+        """Deliver one message to several (account, folder) targets: one blob, one commit.
+
+        Each target succeeds or fails on its own (a full mailbox does not stop the others);
+        the result list says which, in order.
+        """
+        blob, indexed = await self.store_blob(raw)
+
+        def job(session: Session) -> list[Appended | BaseException]:
+            results: list[Appended | BaseException] = []
+            for mailbox_id, folder_name in targets:
+                try:
+                    with atomic(session):
+                        folder = get_folder(session, mailbox_id, folder_name)
+                        appended = append_message(session, folder, blob, indexed, flags)
+                    results.append(appended)
+                except Exception as exc:
+                    results.append(exc)
+            return results
+
+        return await self.write(job)
