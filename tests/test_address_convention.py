@@ -90,7 +90,7 @@ def test_digits_in_a_name_cannot_fake_a_suffix() -> None:
 
 
 def test_all_taken_is_an_error_not_a_hang() -> None:
-    with pytest.raises(ValueError, match="thanhnn9999.skhcn is taken"):
+    with pytest.raises(ValueError, match=r"thanhnn9999\.skhcn is taken"):
         generate_local_part("Nguyễn Ngọc Thành", "skhcn", lambda candidate: True)
 
 
