@@ -52,9 +52,7 @@ def check_password(password: str, account: str, full_name: str | None) -> list[s
     if not any(char.isdigit() for char in text):
         problems.append("Password must contain a digit.")
     if all(char.isalnum() for char in text):
-        problems.append(
-            "Password must contain a symbol (a character that is not a letter or digit)."
-        )
+        problems.append("Password must contain a symbol (neither a letter nor a digit).")
 
     folded = _fold(text)
     if _contains_account(folded, account):
