@@ -306,7 +306,7 @@ def _u_label_problem(label: str) -> str | None:
 
 def _a_label_problem(label: str) -> str | None:
     try:
-        decoded = label[4:].encode("ascii").decode("punycode")
+        decoded = label[4:].lower().encode("ascii").decode("punycode")
     except (UnicodeError, ValueError):
         return "undecodable A-label"
     if not decoded or decoded.isascii():
@@ -427,7 +427,9 @@ _LATIN_LOOKALIKES = frozenset(
 
 
 def _lookalike_problem(domain: str) -> str | None:
-    for label in domain.split("."):
+    for written in domain.split("."):
+        # An A-label is the same name in ASCII clothing: judge what it decodes to.
+        label = _decode_a_label(written) if written[:4].lower() == "xn--" else written
         if label.isascii():
             continue
         if unicodedata.normalize("NFKC", label) != label:
@@ -442,6 +444,13 @@ def _lookalike_problem(domain: str) -> str | None:
         ):
             return "domain label confusable with a Latin label"
     return None
+
+
+def _decode_a_label(label: str) -> str:
+    try:
+        return label[4:].lower().encode("ascii").decode("punycode")
+    except (UnicodeError, ValueError):
+        return label  # undecodable: left to the syntax check
 
 
 def _script_of(char: str) -> str:

@@ -223,6 +223,8 @@ def test_mailbox_and_str_round_trip() -> None:
         ("<user@gоv.vn>", "mixed scripts in domain label"),  # Cyrillic о
         ("<user@sở-у-tế.vn>", "mixed scripts in domain label"),  # Cyrillic у
         ("<user@аррӏе.com>", "domain label confusable with a Latin label"),
+        ("<user@xn--gv-fmc.vn>", "mixed scripts in domain label"),  # A-label of "gоv"
+        ("<user@XN--GV-FMC.vn>", "mixed scripts in domain label"),
     ],
 )
 def test_relay_tricks_are_named(text: str, reason: str) -> None:
