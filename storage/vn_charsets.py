@@ -16,7 +16,7 @@ TCVN 5712 VN1 is decoded; VN3 ("TCVN3", the common font encoding) is its subset 
 capital toned letters placed on C0 control bytes, so the same table reads both.
 
 Encoders NFC-normalise first, so NFD input encodes too; TCVN writes a letter it has no single
-byte for as base letter plus tone-mark byte, as glibc does ("ḿ" -> b"m\xb3"). Error handler
+byte for as base letter plus tone-mark byte, as glibc does ("ḿ" -> b"m\\xb3"). Error handler
 positions refer to the normalised text.
 """
 
