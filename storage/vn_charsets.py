@@ -21,6 +21,7 @@ positions refer to the normalised text.
 """
 
 import codecs
+import re
 import unicodedata
 from typing import TYPE_CHECKING
 
@@ -122,6 +123,8 @@ _UNLABELLED = frozenset(
 # Python codecs that are not character sets; a charset= naming one is ignored.
 _NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "undefined", "idna", "punycode"})
 _MAX_CHARSET_LABEL = 100
+# UTF-7 (RFC 2152) can decode to a lone surrogate, which no database column can store.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Longest run of combining marks held back between chunks of incremental coding; a longer run
 # is not a letter, and holding it would let a hostile stream grow the buffer without bound.
 _MAX_PENDING_CHARS = 32
@@ -329,6 +332,8 @@ def resolve_charset(label: str) -> codecs.CodecInfo | None:
 def decode_legacy(data: bytes, charset: str, *, fallback: str = "windows-1258") -> str:
     """Decode a MIME body or header in the charset its label names, as NFC text; never raises.
 
+    The result always encodes as UTF-8: a decoded lone surrogate becomes U+FFFD.
+
     - A known charset is tried strictly; bytes that do not fit it but are valid UTF-8 are
       taken as mislabelled UTF-8, anything else is decoded with U+FFFD for the bad bytes.
     - An unknown, empty or non-committal label ("us-ascii", "unknown-8bit", RFC 2045's default)
@@ -340,10 +345,14 @@ def decode_legacy(data: bytes, charset: str, *, fallback: str = "windows-1258") 
         try:
             text = info.decode(data, "strict")[0]
         except UnicodeError:
-            text = _decode_utf8_or_none(data) or info.decode(data, "replace")[0]
+            as_utf8 = _decode_utf8_or_none(data)
+            text = as_utf8 if as_utf8 is not None else info.decode(data, "replace")[0]
     else:
-        text = _decode_utf8_or_none(data) or _decode_fallback(data, fallback)
-    return unicodedata.normalize("NFC", text)
+        as_utf8 = _decode_utf8_or_none(data)
+        text = as_utf8 if as_utf8 is not None else _decode_fallback(data, fallback)
+    if not text.isascii():
+        text = _SURROGATE.sub("\ufffd", unicodedata.normalize("NFC", text))
+    return text
 
 
 def _decode_utf8_or_none(data: bytes) -> str | None:

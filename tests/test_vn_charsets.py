@@ -260,6 +260,8 @@ def test_undecodable_bytes_become_replacement_characters() -> None:
     assert decode_legacy(b"caf\xe9 \xff", "utf-8") == "caf\ufffd \ufffd"
     assert decode_legacy(b"ok\x81", "windows-1258") == "ok\ufffd"  # 0x81 is unassigned
     assert decode_legacy(b"\x00\xd8", "utf-16-le") == "\ufffd"  # a lone surrogate
+    assert b"+2AA-".decode("utf-7") == "\ud800"
+    assert decode_legacy(b"a+2AA-b", "utf-7") == "a\ufffdb"
 
 
 @pytest.mark.parametrize(
