@@ -4,8 +4,8 @@ Provincial rules name a person's mailbox after the given name followed by the in
 surname and middle names, then a dot and the agency's abbreviation: Nguyễn Ngọc Thành at Sở
 KH&CN (``skhcn``) is ``thanhnn.skhcn``. Choices made here (all documented in the functions):
 
-* Vietnamese letters are folded to ASCII: combining marks are dropped and đ/Đ, which do not
-  decompose in Unicode, become d (TCVN 6909 text; STANDARDS.md "Unicode").
+* Vietnamese letters are folded to ASCII with the search fold (:mod:`storage.text_fold`):
+  marks are dropped and đ/Đ, which do not decompose in Unicode, become d.
 * The given name is the last word only: in Vietnamese usage "tên" is the last syllable and
   everything before it is "họ" and "tên đệm", so Nguyễn Văn Anh Tuấn -> ``tuannva``. A
   two-syllable given name (Anh Tuấn) cannot be told from a middle name by looking at the
@@ -20,29 +20,18 @@ KH&CN (``skhcn``) is ``thanhnn.skhcn``. Choices made here (all documented in the
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
+
+from storage.text_fold import fold_for_search
 
 MAX_LOCAL_PART_OCTETS = 64  # RFC 5321 4.5.3.1.1
 MAX_COLLISION_SUFFIX = 9999
 
 _AGENCY_ABBREVIATION = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\Z")
-# đ/Đ (and the look-alike Icelandic eth Ð) have no decomposition, so NFD leaves them alone.
-_UNDECOMPOSABLE = str.maketrans({"đ": "d", "Đ": "D", "Ð": "D", "ð": "d"})
-
-
-def fold_diacritics(text: str) -> str:
-    """Fold Vietnamese text to unaccented letters: ``Nguyễn Đức`` -> ``Nguyen Duc``.
-
-    Case is kept. Works on NFC, NFD and mixed input (both tone placements, "hòa"/"hoà").
-    """
-    decomposed = unicodedata.normalize("NFD", text.translate(_UNDECOMPOSABLE))
-    stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return unicodedata.normalize("NFC", stripped)
 
 
 def _ascii_letters(word: str) -> str:
-    folded = fold_diacritics(word).lower()
+    folded = fold_for_search(word)
     return "".join(char for char in folded if "a" <= char <= "z")
 
 
@@ -68,7 +57,7 @@ def normalise_agency_abbreviation(abbreviation: str) -> str:
 
     Raises :class:`ValueError` unless the result is letters, digits and inner hyphens.
     """
-    folded = fold_diacritics(abbreviation.strip()).lower()
+    folded = fold_for_search(abbreviation)
     if not _AGENCY_ABBREVIATION.match(folded):
         raise ValueError(
             f"agency abbreviation {abbreviation!r} must be letters a-z, digits and inner hyphens"

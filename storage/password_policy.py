@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from storage.address_convention import fold_diacritics
+from storage.text_fold import fold_for_search
 
 MIN_LENGTH = 9
 MIN_NAME_LETTERS = 3  # shorter names ("An", "Vy") would forbid too many harmless passwords
@@ -23,7 +23,8 @@ _SEPARATORS = re.compile(r"[.+_-]")
 
 
 def _fold(text: str) -> str:
-    return fold_diacritics(unicodedata.normalize("NFC", text)).casefold()
+    """Case, marks, đ and invisible format characters folded away (:mod:`storage.text_fold`)."""
+    return fold_for_search(text)
 
 
 def _letters_only(text: str) -> str:
