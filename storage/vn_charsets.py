@@ -102,7 +102,7 @@ VISCII_CODEC_NAME = "viscii"
 TCVN_CODEC_NAME = "tcvn5712-1"
 
 # Charset labels compacted to lowercase letters and digits ("TCVN5712-1:1993" -> "tcvn571211993").
-_VISCII_LABELS = frozenset({"viscii", "csviscii", "viscii111", "xvietviscii"})
+_VISCII_LABELS = frozenset({"viscii", "csviscii", "viscii111", "xviscii", "xvietviscii"})
 _TCVN_LABELS = frozenset(
     {
         "tcvn",

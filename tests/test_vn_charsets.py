@@ -57,6 +57,7 @@ def q_encode(data: bytes) -> str:
         ("viscii", VISCII_CODEC_NAME),
         ("csVISCII", VISCII_CODEC_NAME),
         ("VISCII1.1-1", VISCII_CODEC_NAME),
+        ("x-viscii", VISCII_CODEC_NAME),
         ("TCVN", TCVN_CODEC_NAME),
         ("tcvn3", TCVN_CODEC_NAME),
         ("TCVN-5712", TCVN_CODEC_NAME),
