@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,25 +14,16 @@ from tests.support.pg_cluster import (
     PostgresUnavailable,
     create_database,
     find_postgres_bindir,
+    require_postgres_binaries,
     throwaway_postgres,
 )
 
 pytestmark = pytest.mark.postgres
 
 
-def require_postgres() -> None:
-    """Skip locally without PostgreSQL; in CI (CI=true) let the missing server fail the run."""
-    try:
-        find_postgres_bindir()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(str(exc))
-
-
 @pytest.fixture(scope="module")
 def shared_cluster() -> Iterator[str]:
-    require_postgres()
+    require_postgres_binaries()
     with throwaway_postgres() as url:
         yield url
 
@@ -63,7 +53,7 @@ def refuses_connections(url: str) -> bool:
 
 
 def test_cluster_lifecycle_with_real_data() -> None:
-    require_postgres()
+    require_postgres_binaries()
     with throwaway_postgres() as url:
         parsed = make_url(url)
         assert url == f"postgresql+psycopg://postgres@127.0.0.1:{parsed.port}/govmail_test"
@@ -100,7 +90,7 @@ def test_cluster_lifecycle_with_real_data() -> None:
 
 
 def test_failure_inside_still_stops_and_removes() -> None:
-    require_postgres()
+    require_postgres_binaries()
     with pytest.raises(LookupError, match="from the test body"), throwaway_postgres() as url:
         datadir = Path(str(scalar(url, "SELECT current_setting('data_directory')")))
         raise LookupError("from the test body")

@@ -1,1 +1,1 @@
-"""Helpers shared by the test suite (throwaway services, fixtures data)."""
+"""Helpers shared by the test suite: throwaway services (PostgreSQL) and server harnesses."""
