@@ -132,7 +132,7 @@ def normalise_folder_name(name: str) -> str:
 def get_folder(session: Session, mailbox_id: int, name: str, for_update: bool = False) -> Folder:
     query = select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name == name)
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     folder = session.exec(query).first()
     if folder is None:
         raise FolderNotFound(f"no folder named {name}")
@@ -141,7 +141,15 @@ def get_folder(session: Session, mailbox_id: int, name: str, for_update: bool = 
 
 def lock_folder(session: Session, folder_id: int) -> Folder:
     """The folder row, locked for this transaction (PostgreSQL; SQLite serialises writers)."""
-    folder = session.exec(select(Folder).where(Folder.id == folder_id).with_for_update()).first()
+    # populate_existing: a Folder loaded earlier in this session must be re-read under the lock,
+    # or its UIDNEXT/HIGHESTMODSEQ would be stale when another writer got there first.
+    query = (
+        select(Folder)
+        .where(Folder.id == folder_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    folder = session.exec(query).first()
     if folder is None:
         raise FolderNotFound("the folder no longer exists")
     return folder
@@ -154,7 +162,10 @@ def list_folders(session: Session, mailbox_id: int) -> list[Folder]:
 
 def _take_uidvalidity(session: Session, mailbox_id: int) -> int:
     mailbox = session.exec(
-        select(Mailbox).where(Mailbox.id == mailbox_id).with_for_update()
+        select(Mailbox)
+        .where(Mailbox.id == mailbox_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).first()
     if mailbox is None:
         raise AccountNotFound("no such mailbox")

@@ -163,3 +163,17 @@ class AuditEvent(SQLModel, table=True):
     object_id: str = Field(max_length=320)
     before: str | None = Field(default=None, sa_column=Column(Text))
     after: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the admin API; only its sha256 is stored."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128)
+    token_sha256: str = Field(unique=True, max_length=64)
+    role: str = Field(max_length=32)  # system_admin | agency_admin | auditor
+    agency_id: int | None = Field(default=None, foreign_key="agency.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None

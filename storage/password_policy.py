@@ -65,7 +65,8 @@ def check_password(password: str, account: str, full_name: str | None) -> list[s
 
 def _contains_account(folded_password: str, account: str) -> bool:
     local_part = _fold(account.strip()).rpartition("@")[0] or _fold(account.strip())
-    if not local_part:
+    # A one- or two-letter account name ("a@...") is in almost every password: not a rule.
+    if len(local_part) < MIN_NAME_LETTERS:
         return False
     if local_part in folded_password:
         return True

@@ -195,24 +195,22 @@ class MailStore:
 
     async def deliver(
         self, raw: bytes, targets: list[tuple[int, str]], flags: tuple[str, ...] = ()
-    ) -> list[Appended | BaseException]:
+    ) -> list[Appended]:
         """Deliver one message to several (account, folder) targets: one blob, one commit.
 
-        Each target succeeds or fails on its own (a full mailbox does not stop the others);
-        the result list says which, in order.
+        All or nothing, as SMTP's single reply to DATA requires. Quota was checked when each
+        recipient was accepted (RCPT), so it is not enforced again here: a message already
+        promised to a recipient is never refused for a race with another delivery.
         """
         blob, indexed = await self.store_blob(raw)
 
-        def job(session: Session) -> list[Appended | BaseException]:
-            results: list[Appended | BaseException] = []
+        def job(session: Session) -> list[Appended]:
+            results: list[Appended] = []
             for mailbox_id, folder_name in targets:
-                try:
-                    with atomic(session):
-                        folder = get_folder(session, mailbox_id, folder_name)
-                        appended = append_message(session, folder, blob, indexed, flags)
-                    results.append(appended)
-                except Exception as exc:
-                    results.append(exc)
+                folder = get_folder(session, mailbox_id, folder_name)
+                results.append(
+                    append_message(session, folder, blob, indexed, flags, enforce_quota=False)
+                )
             return results
 
         return await self.write(job)

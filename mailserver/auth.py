@@ -1,0 +1,74 @@
+"""Password logins shared by IMAP and SMTP submission, with the lockout rule.
+
+The argon2 check runs off the event loop. Consecutive failures are counted on the account;
+at ``auth.max_failed_logins`` (12 by the provincial rules) the account is locked. A locked or
+disabled account cannot log in, but a locked one still receives mail.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from mailserver.instance import Instance
+from storage.accounts import find_mailbox, note_login
+from storage.models import MailboxState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    ok: bool
+    mailbox_id: int | None = None
+    address: str | None = None
+    reason: str = ""  # for logs only; clients get a generic failure
+
+
+@dataclass(frozen=True)
+class _Account:
+    id: int
+    address: str
+    password_hash: str
+    state: str
+
+
+async def check_login(
+    instance: Instance, username: str, password: str, protocol: str
+) -> LoginResult:
+    """Verify ``username``/``password`` and count the attempt against the account."""
+    store = instance.store
+
+    def load(session: object) -> _Account | None:
+        mailbox = find_mailbox(session, username)  # type: ignore[arg-type]
+        if mailbox is None or mailbox.id is None:
+            return None
+        return _Account(mailbox.id, mailbox.address, mailbox.password_hash, mailbox.state)
+
+    account = await store.read(load)
+    valid = await store.offload(
+        instance.passwords.verify, account.password_hash if account else None, password
+    )
+    if account is None:
+        log.info("event=login_failed protocol=%s user=%r reason=unknown_user", protocol, username)
+        return LoginResult(False, reason="unknown user")
+    if account.state != MailboxState.ACTIVE:
+        log.info(
+            "event=login_refused protocol=%s user=%s state=%s",
+            protocol,
+            account.address,
+            account.state,
+        )
+        return LoginResult(False, account.id, account.address, reason=f"account {account.state}")
+    max_failures = instance.config.auth.max_failed_logins
+    state = await store.write(lambda s: note_login(s, account.id, valid, max_failures))
+    if not valid:
+        log.info(
+            "event=login_failed protocol=%s user=%s reason=bad_password state=%s",
+            protocol,
+            account.address,
+            state,
+        )
+        return LoginResult(False, account.id, account.address, reason="bad password")
+    log.info("event=login protocol=%s user=%s", protocol, account.address)
+    return LoginResult(True, account.id, account.address)

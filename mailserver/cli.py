@@ -1,0 +1,233 @@
+"""The `govmail` command: init, serve, and administration of an instance.
+
+The contract outside tools rely on (keep it stable, extend freely):
+  govmail init --data-dir DIR --domain DOMAIN
+  govmail serve --config FILE
+  govmail mailbox add ADDRESS --password-stdin --config FILE
+  govmail mailbox list --config FILE
+  govmail mailbox passwd ADDRESS --config FILE
+  govmail mailbox delete ADDRESS --config FILE
+Every command that works on an instance takes --config FILE; without it, $GOVMAIL_CONFIG, then
+./govmail.toml. Errors go to stderr as "error: ..." with exit status 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailserver.config import ConfigError, GovmailConfig, find_config_path, load_config
+from mailserver.init_instance import InitError, initialise_instance
+from mailserver.instance import Instance, open_instance
+from mailserver.logging_setup import configure_logging
+from storage.accounts import (
+    create_mailbox,
+    delete_mailbox,
+    find_mailbox,
+    list_mailboxes,
+    set_password,
+    view,
+)
+from storage.mailbox_ops import MailboxError
+from storage.password_policy import check_password
+
+app = typer.Typer(
+    name="govmail",
+    help="govmail: official mail server for government agencies.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+mailbox_app = typer.Typer(help="Manage mailboxes (accounts).", no_args_is_help=True)
+app.add_typer(mailbox_app, name="mailbox")
+
+CLI_ACTOR = "cli"
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (default: $GOVMAIL_CONFIG, ./govmail.toml)."),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def read_config(path: Path | None) -> GovmailConfig:
+    try:
+        return load_config(find_config_path(path))
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+
+
+@contextmanager
+def opened(path: Path | None) -> Iterator[Instance]:
+    config = read_config(path)
+    configure_logging("WARNING", config.server.log_format)
+    instance = open_instance(config)
+    try:
+        yield instance
+    finally:
+        instance.store.db.dispose()
+
+
+def read_password(from_stdin: bool, confirm: bool = True) -> str:
+    """The new password: first line of stdin, or asked twice on a terminal."""
+    if from_stdin or not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+    else:
+        password = getpass.getpass("New password: ")
+        if confirm and getpass.getpass("Repeat password: ") != password:
+            raise fail("the two passwords differ")
+    if not password:
+        raise fail("empty password")
+    return password
+
+
+def enforce_policy(password: str, address: str, full_name: str | None, allow_weak: bool) -> None:
+    problems = check_password(password, address.partition("@")[0], full_name)
+    if problems and not allow_weak:
+        raise fail("password refused: " + "; ".join(problems))
+
+
+# ---------------------------------------------------------------- init / serve
+
+
+@app.command()
+def init(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Directory for config and state.")],
+    domain: Annotated[str, typer.Option("--domain", help="The first mail domain.")],
+    hostname: Annotated[
+        str | None, typer.Option("--hostname", help="This server's name (default mail.DOMAIN).")
+    ] = None,
+    agency_name: Annotated[
+        str | None, typer.Option("--agency-name", help="Name of the agency owning the domain.")
+    ] = None,
+) -> None:
+    """Create DATA_DIR/govmail.toml, the database, a TLS certificate and the first domain."""
+    try:
+        result = initialise_instance(data_dir, domain, hostname, agency_name)
+    except InitError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"created {result.config_path}")
+    for name, address in result.listeners.items():
+        typer.echo(f"  {name:<18} {address}")
+    typer.echo(f"admin API token (shown once, also in {result.token_path}):")
+    typer.echo(f"  {result.admin_token}")
+
+
+@app.command()
+def serve(config: ConfigOption = None) -> None:
+    """Run every listener in one process until SIGTERM."""
+    from mailserver.serve import serve as run_server
+
+    settings = read_config(config)
+    configure_logging(settings.server.log_level, settings.server.log_format)
+    try:
+        asyncio.run(run_server(settings))
+    except OSError as exc:
+        raise fail(f"cannot start: {exc}") from exc
+
+
+# ---------------------------------------------------------------- mailbox
+
+
+@mailbox_app.command("add")
+def mailbox_add(
+    address: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    name: Annotated[str, typer.Option("--name", help="Display name (full name).")] = "",
+    quota_mb: Annotated[int | None, typer.Option("--quota-mb", help="Quota in MiB.")] = None,
+    allow_weak: Annotated[
+        bool, typer.Option("--allow-weak-password", help="Skip the password policy.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Create a mailbox with its default folders."""
+    password = read_password(password_stdin)
+    enforce_policy(password, address, name or None, allow_weak)
+    with opened(config) as instance:
+        quota = (quota_mb or instance.config.storage.default_quota_mb) * 1024 * 1024
+        password_hash = instance.passwords.hash(password)
+        try:
+            with instance.db.write_session() as session:
+                mailbox = create_mailbox(
+                    session, CLI_ACTOR, address, password_hash, quota, display_name=name
+                )
+                created = mailbox.address
+        except (MailboxError, ValueError) as exc:
+            raise fail(str(exc)) from exc
+    typer.echo(f"created {created}")
+
+
+@mailbox_app.command("list")
+def mailbox_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array on stdout.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List mailboxes: address, state, used and quota in bytes, display name (tab-separated)."""
+    with opened(config) as instance, instance.db.read_session() as session:
+        views = [view(m) for m in list_mailboxes(session)]
+    if as_json:
+        typer.echo(json.dumps([v.__dict__ for v in views], ensure_ascii=False))
+        return
+    for v in views:
+        typer.echo(f"{v.address}\t{v.state}\t{v.used_bytes}\t{v.quota_bytes}\t{v.display_name}")
+
+
+@mailbox_app.command("passwd")
+def mailbox_passwd(
+    address: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    allow_weak: Annotated[
+        bool, typer.Option("--allow-weak-password", help="Skip the password policy.")
+    ] = False,
+    must_change: Annotated[
+        bool, typer.Option("--must-change", help="Force a change at next login.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Set a mailbox's password (unlocks nothing: use the state commands for that)."""
+    password = read_password(password_stdin)
+    with opened(config) as instance:
+        with instance.db.read_session() as session:
+            existing = find_mailbox(session, address)
+            if existing is None:
+                raise fail(f"no mailbox {address}")
+            full_name = existing.display_name or None
+        enforce_policy(password, address, full_name, allow_weak)
+        password_hash = instance.passwords.hash(password)
+        try:
+            with instance.db.write_session() as session:
+                set_password(session, CLI_ACTOR, address, password_hash, must_change)
+        except MailboxError as exc:
+            raise fail(str(exc)) from exc
+    typer.echo(f"password changed for {address.lower()}")
+
+
+@mailbox_app.command("delete")
+def mailbox_delete(address: str, config: ConfigOption = None) -> None:
+    """Delete a mailbox with all its folders and messages."""
+    with opened(config) as instance:
+        try:
+            with instance.db.write_session() as session:
+                delete_mailbox(session, CLI_ACTOR, address)
+        except MailboxError as exc:
+            raise fail(str(exc)) from exc
+    typer.echo(f"deleted {address.lower()}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,48 @@
+"""Builds the shared objects of one govmail instance from its configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailserver.config import GovmailConfig
+from storage.blobs import BlobStore
+from storage.db import Database, open_database
+from storage.passwords import PasswordParams, Passwords
+from storage.schema import upgrade_to_head
+from storage.store import MailStore
+
+
+@dataclass
+class Instance:
+    config: GovmailConfig
+    store: MailStore
+    passwords: Passwords
+
+    @property
+    def db(self) -> Database:
+        return self.store.db
+
+
+def passwords_for(config: GovmailConfig) -> Passwords:
+    return Passwords(
+        PasswordParams(
+            time_cost=config.auth.argon2_time_cost,
+            memory_kib=config.auth.argon2_memory_kib,
+            parallelism=config.auth.argon2_parallelism,
+        )
+    )
+
+
+def open_instance(config: GovmailConfig, migrate: bool = True) -> Instance:
+    """Open the database (migrating it to the current schema) and the blob store."""
+    db = open_database(config.database_url, fsync=config.storage.fsync)
+    if migrate:
+        upgrade_to_head(db)
+    store = MailStore(
+        db,
+        BlobStore(config.blob_dir, fsync=config.storage.fsync),
+        writer_threads=config.database.writer_threads,
+        reader_threads=config.database.reader_threads,
+        group_commit_max=config.database.group_commit_max,
+    )
+    return Instance(config=config, store=store, passwords=passwords_for(config))

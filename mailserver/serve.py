@@ -1,0 +1,233 @@
+"""`govmail serve`: every listener of one instance in one process, and a clean shutdown.
+
+Start-up opens the store, binds SMTP (MX, submission with STARTTLS, submissions with implicit
+TLS), IMAP (plain with STARTTLS, implicit TLS) and the admin API, then logs one line naming all
+bound addresses. SIGTERM or SIGINT stops accepting, lets open sessions finish for the grace
+period, aborts what is left, and closes the store after its queued commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from aiosmtpd.smtp import SMTP
+
+from admin_api.app import create_app
+from mailserver.config import GovmailConfig, parse_listen
+from mailserver.connections import ConnectionTracker
+from mailserver.imap.server import IMAPService
+from mailserver.instance import Instance, open_instance
+from mailserver.smtp.mx import LocalDeliveryHandler
+from mailserver.smtp.submission import SubmissionHandler
+from mailserver.tls import ensure_self_signed_cert, server_ssl_context
+
+log = logging.getLogger("govmail")
+
+
+class TrackedSMTP(SMTP):
+    """aiosmtpd's SMTP session, counted per listener and limited per client IP."""
+
+    def __init__(self, handler: Any, tracker: ConnectionTracker, max_per_ip: int, **kw: Any):
+        super().__init__(handler, **kw)
+        self._tracker = tracker
+        self._max_per_ip = max_per_ip
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        count = self._tracker.opened(transport)
+        if count > self._max_per_ip:
+            self._refused = True
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(b"421 4.7.0 Too many connections from your address\r\n")
+            transport.close()
+            return
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self._tracker.closed(self.transport)
+        if not self._refused:
+            super().connection_lost(exc)
+
+
+class _QuietUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: shutdown is ours."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class RunningServer:
+    """What `serve` started, so that it (or a test) can stop it."""
+
+    instance: Instance
+    servers: list[asyncio.Server] = field(default_factory=list)
+    trackers: list[ConnectionTracker] = field(default_factory=list)
+    imap: IMAPService | None = None
+    api: _QuietUvicorn | None = None
+    api_task: asyncio.Task[None] | None = None
+    bound: dict[str, str] = field(default_factory=dict)
+
+    async def stop(self, grace: float) -> None:
+        for server in self.servers:
+            server.close()
+        if self.api is not None:
+            self.api.should_exit = True
+        aborted = 0
+        for tracker in self.trackers:
+            aborted += await tracker.drain(grace)
+        if self.imap is not None:
+            aborted += await self.imap.drain(grace)
+        if self.api_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.api_task, grace)
+        await self.instance.store.close()
+        log.info("event=stopped aborted_connections=%d", aborted)
+
+
+def _smtp_factory(
+    config: GovmailConfig,
+    handler: LocalDeliveryHandler,
+    tracker: ConnectionTracker,
+    **kw: Any,
+) -> Callable[[], SMTP]:
+    def factory() -> SMTP:
+        return TrackedSMTP(
+            handler,
+            tracker,
+            config.smtp.max_connections_per_ip,
+            hostname=config.server.hostname,
+            ident="govmail ESMTP",
+            data_size_limit=config.smtp.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            timeout=config.smtp.command_timeout_seconds,
+            **kw,
+        )
+
+    return factory
+
+
+async def start_servers(config: GovmailConfig) -> RunningServer:
+    """Open the instance and bind every configured listener (an empty address is skipped)."""
+    await asyncio.to_thread(
+        ensure_self_signed_cert, config.cert_file, config.key_file, [config.server.hostname]
+    )
+    instance = await asyncio.to_thread(open_instance, config)
+    await instance.store.start()
+    running = RunningServer(instance)
+    tls = server_ssl_context(config.cert_file, config.key_file)
+    loop = asyncio.get_running_loop()
+    try:
+        handler = LocalDeliveryHandler(
+            instance.store, config.server.hostname, config.smtp.max_recipients
+        )
+        submission = SubmissionHandler(instance)
+        smtp_listeners: list[
+            tuple[str, str, LocalDeliveryHandler, dict[str, Any], ssl.SSLContext | None]
+        ] = [
+            ("smtp_mx", config.smtp.mx_listen, handler, {"tls_context": tls}, None),
+            (
+                "smtp_submission",
+                config.smtp.submission_listen,
+                submission,
+                {"tls_context": tls, "require_starttls": True, "auth_required": True},
+                None,
+            ),
+            (
+                "smtp_submissions",
+                config.smtp.submissions_listen,
+                submission,
+                # Implicit TLS: the connection is encrypted before aiosmtpd sees it.
+                {"auth_required": True, "auth_require_tls": False},
+                tls,
+            ),
+        ]
+        for name, address, smtp_handler, options, implicit_tls in smtp_listeners:
+            if not address:
+                continue
+            host, port = parse_listen(address)
+            tracker = ConnectionTracker(name)
+            server = await loop.create_server(
+                _smtp_factory(config, smtp_handler, tracker, **options),
+                host,
+                port,
+                ssl=implicit_tls,
+            )
+            running.servers.append(server)
+            running.trackers.append(tracker)
+            running.bound[name] = _bound_address(server)
+
+        imap = IMAPService(instance, tls)
+        running.imap = imap
+        for name, address, implicit in (
+            ("imap", config.imap.listen, False),
+            ("imaps", config.imap.tls_listen, True),
+        ):
+            if not address:
+                continue
+            host, port = parse_listen(address)
+            server = await imap.listen(host, port, implicit_tls=implicit)
+            running.servers.append(server)
+            running.bound[name] = _bound_address(server)
+
+        if config.admin_api.listen:
+            host, port = parse_listen(config.admin_api.listen)
+            api = _QuietUvicorn(
+                uvicorn.Config(
+                    create_app(instance),
+                    host=host,
+                    port=port,
+                    log_level="warning",
+                    lifespan="off",
+                    access_log=False,
+                )
+            )
+            running.api = api
+            running.api_task = asyncio.create_task(api.serve(), name="govmail-admin-api")
+            while not api.started:
+                if running.api_task.done():
+                    running.api_task.result()
+                    raise RuntimeError("admin API failed to start")
+                await asyncio.sleep(0.01)
+            running.bound["admin_api"] = f"{host}:{_uvicorn_port(api, port)}"
+    except BaseException:
+        await running.stop(grace=0)
+        raise
+    return running
+
+
+def _bound_address(server: asyncio.Server) -> str:
+    host, port = server.sockets[0].getsockname()[:2]
+    return f"{host}:{port}"
+
+
+def _uvicorn_port(api: uvicorn.Server, configured: int) -> int:
+    for server in getattr(api, "servers", []):
+        for sock in server.sockets:
+            return int(sock.getsockname()[1])
+    return configured
+
+
+async def serve(config: GovmailConfig) -> None:
+    """Run until SIGTERM/SIGINT, then drain and exit."""
+    running = await start_servers(config)
+    listening = " ".join(f"{name}={addr}" for name, addr in running.bound.items())
+    log.info("event=listening %s data_dir=%s", listening, config.data_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("event=stopping grace_seconds=%s", config.server.shutdown_grace_seconds)
+    await running.stop(config.server.shutdown_grace_seconds)
