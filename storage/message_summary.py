@@ -215,6 +215,7 @@ class MimePart:
                 self.body_start,
                 self.body_end,
                 f"{self.type}/{self.subtype}",
+                self.lines,
                 [list(p) for p in self.params] or None,
                 self.content_id,
                 self.description,
@@ -224,7 +225,6 @@ class MimePart:
                 [list(p) for p in self.disposition_params] or None,
                 self.language,
                 self.location,
-                self.lines,
                 [c.to_list() for c in self.children] or None,
                 self.envelope.to_list() if self.envelope is not None else None,
             ]
@@ -240,16 +240,16 @@ class MimePart:
             body_end=data[2],
             type=type_,
             subtype=subtype,
-            params=[(p[0], p[1]) for p in data[4] or ()],
-            content_id=data[5],
-            description=data[6],
-            encoding=data[7],
-            md5=data[8],
-            disposition=data[9],
-            disposition_params=[(p[0], p[1]) for p in data[10] or ()],
-            language=data[11],
-            location=data[12],
-            lines=data[13],
+            lines=data[4],
+            params=[(p[0], p[1]) for p in data[5] or ()],
+            content_id=data[6],
+            description=data[7],
+            encoding=data[8],
+            md5=data[9],
+            disposition=data[10],
+            disposition_params=[(p[0], p[1]) for p in data[11] or ()],
+            language=data[12],
+            location=data[13],
             children=[cls.from_list(c) for c in data[14] or ()],
             envelope=Envelope.from_list(data[15]) if data[15] is not None else None,
         )
@@ -266,32 +266,6 @@ class SearchHeaders:
     subject: str = ""
     date: datetime | None = None
     message_id: str | None = None
-
-    def to_list(self) -> list[Any]:
-        return _trim(
-            [
-                self.from_,
-                self.to,
-                self.cc,
-                self.bcc,
-                self.subject,
-                self.date.isoformat() if self.date is not None else None,
-                self.message_id,
-            ]
-        )
-
-    @classmethod
-    def from_list(cls, data: list[Any]) -> SearchHeaders:
-        data = data + [None] * (7 - len(data))
-        return cls(
-            from_=data[0] or "",
-            to=data[1] or "",
-            cc=data[2] or "",
-            bcc=data[3] or "",
-            subject=data[4] or "",
-            date=datetime.fromisoformat(data[5]) if data[5] else None,
-            message_id=data[6],
-        )
 
 
 @dataclass(slots=True)
@@ -312,7 +286,6 @@ class MessageSummary:
             self.size,
             self.envelope.to_list(),
             self.root.to_list(),
-            self.search_headers.to_list(),
             self.part_count,
             1 if self.truncated else 0,
         ]
@@ -325,13 +298,15 @@ class MessageSummary:
         payload = json.loads(data)
         if not isinstance(payload, list) or not payload or payload[0] != 1:
             raise ValueError("unknown message summary format")
+        envelope = Envelope.from_list(payload[2])
         return cls(
             size=payload[1],
-            envelope=Envelope.from_list(payload[2]),
+            envelope=envelope,
             root=MimePart.from_list(payload[3]),
-            search_headers=SearchHeaders.from_list(payload[4]),
-            part_count=payload[5],
-            truncated=bool(payload[6]),
+            # Derived from the envelope (no MIME parsing), so not stored twice.
+            search_headers=build_search_headers(envelope),
+            part_count=payload[4],
+            truncated=bool(payload[5]),
         )
 
 
@@ -628,16 +603,11 @@ def _parse_language(value: str | None) -> list[str] | None:
 # --- RFC 2047 encoded words and charsets -------------------------------------------------------
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
+# Labels seen in mail that Python spells differently. VISCII and TCVN3 have no Python codec;
+# storage/vn_charsets.py registers them with codecs, and codecs.lookup then finds them.
 _CHARSET_ALIASES = {
     "windows-1258": "cp1258",
     "x-cp1258": "cp1258",
-    "tcvn": "tcvn3",
-    "tcvn-3": "tcvn3",
-    "tcvn5712-1": "tcvn3",
-    "tcvn-5712": "tcvn3",
-    "x-viet-tcvn": "tcvn3",
-    "x-viscii": "viscii",
-    "viscii1.1-1": "viscii",
     "ks_c_5601-1987": "cp949",
     "x-sjis": "shift_jis",
     "gb2312": "gb18030",
@@ -725,10 +695,13 @@ def decode_header_text(value: str) -> str:
     return "".join(out)
 
 
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
 def _decode_raw_text(text: str) -> str:
-    if text.isascii():
-        return text
-    return decode_charset(_to_bytes(text), None)
+    """Raw header text: valid UTF-8 (RFC 6532) was decoded already; a stray undecodable
+    byte is read as Latin-1 rather than spoiling the rest."""
+    return _ESCAPED_BYTE.sub(lambda m: chr(ord(m.group()) - 0xDC00), text)
 
 
 # --- addresses (RFC 5322 3.4, with obsolete syntax) -----------------------------------------------
@@ -952,34 +925,67 @@ class _StructureParser:
         self.raw = raw
         self.part_count = 0
         self.truncated = False
-        self._patterns: dict[tuple[bytes, ...], re.Pattern[bytes]] = {}
+        self._tables: dict[tuple[bytes, ...], dict[bytes, int]] = {}
+        # The last blank-line search: (searched from, match start, match end); -1 = none.
+        self._blank: tuple[int, int, int] = (len(raw) + 1, -1, -1)
 
-    def _pattern(self, stack: tuple[bytes, ...]) -> re.Pattern[bytes]:
-        pattern = self._patterns.get(stack)
-        if pattern is None:
-            # Innermost boundary first: the regex takes the first alternative that matches,
-            # so "--foobar" goes to an inner "foobar" before an outer "foo".
-            alternatives = b"|".join(b"(" + re.escape(b) + b")" for b in reversed(stack))
-            pattern = re.compile(rb"^--(?:" + alternatives + rb")", re.MULTILINE)
-            self._patterns[stack] = pattern
-        return pattern
+    def _table(self, stack: tuple[bytes, ...]) -> dict[bytes, int]:
+        table = self._tables.get(stack)
+        if table is None:
+            # Inner boundaries overwrite outer ones: the innermost multipart wins.
+            table = {boundary.rstrip(b" \t"): level for level, boundary in enumerate(stack)}
+            self._tables[stack] = table
+        return table
 
     def find_delimiter(
         self, pos: int, stack: tuple[bytes, ...], endpos: int | None = None
     ) -> _Delimiter | None:
+        """The first delimiter line of any boundary in `stack` at or after line start `pos`.
+
+        A line "--" + boundary, optionally "--", then blanks, matches any boundary of the
+        stack (RFC 2046 5.1.1). Trailing garbage is tolerated for the innermost boundary only,
+        as a prefix match, which keeps the cost per candidate line constant whatever the depth.
+        """
         if not stack:
             return None
         raw = self.raw
         limit = len(raw) if endpos is None else endpos
-        match = self._pattern(stack).search(raw, pos, limit)
-        if match is None:
-            return None
-        assert match.lastindex is not None
-        level = len(stack) - match.lastindex
-        line_end = raw.find(b"\n", match.end())
-        next_line = len(raw) if line_end < 0 else line_end + 1
-        closing = raw[match.end() : match.end() + 2] == b"--"
-        return _Delimiter(match.start(), next_line, level, closing)
+        table = self._table(stack)
+        innermost = stack[-1]
+        candidate = pos if raw.startswith(b"--", pos) and pos < limit else -1
+        if candidate >= 0 and pos > 0 and raw[pos - 1 : pos] != b"\n":
+            candidate = -1
+        while True:
+            if candidate < 0:
+                found = raw.find(b"\n--", pos, limit)
+                if found < 0:
+                    return None
+                candidate = found + 1
+            line_end = raw.find(b"\n", candidate + 2)
+            next_line = len(raw) if line_end < 0 else line_end + 1
+            text = raw[candidate + 2 : next_line].rstrip(b" \t\r\n")
+            level = table.get(text)
+            if level is not None:
+                return _Delimiter(candidate, next_line, level, False)
+            if text.endswith(b"--"):
+                level = table.get(text[:-2])
+                if level is not None:
+                    return _Delimiter(candidate, next_line, level, True)
+            if text.startswith(innermost):
+                closing = text[len(innermost) : len(innermost) + 2] == b"--"
+                return _Delimiter(candidate, next_line, len(stack) - 1, closing)
+            pos = candidate
+            candidate = -1
+
+    def _find_blank_line(self, start: int) -> tuple[int, int]:
+        """(start, end) of the first empty line after `start`, or (-1, -1). Parts are parsed
+        in order, so a previous search result is reused: the total work stays linear."""
+        searched_from, found_start, found_end = self._blank
+        if searched_from <= start and (found_start < 0 or found_start >= start):
+            return found_start, found_end
+        match = _BLANK_LINE.search(self.raw, start)
+        self._blank = (start, -1, -1) if match is None else (start, match.start(), match.end())
+        return self._blank[1], self._blank[2]
 
     def end_before(self, delimiter: _Delimiter | None, floor: int) -> int:
         """Where content ends before a delimiter: its preceding line break belongs to it
@@ -1048,8 +1054,8 @@ class _StructureParser:
             return start + 1, None
         if raw.startswith(b"\r\n", start):
             return start + 2, None
-        blank = _BLANK_LINE.search(raw, start)
-        header_end = len(raw) if blank is None else blank.end()
+        _, blank_end = self._find_blank_line(start)
+        header_end = len(raw) if blank_end < 0 else blank_end
         delimiter = self.find_delimiter(start, stack, header_end)
         if delimiter is not None:
             return self.end_before(delimiter, start), delimiter
@@ -1159,7 +1165,7 @@ def decode_transfer_encoding(data: bytes, encoding: str | None) -> bytes:
 
 
 class _HTMLText(HTMLParser):
-    _SKIP = frozenset({"script", "style", "head", "title"})
+    _SKIP = frozenset({"script", "style"})
     _BLOCK = frozenset(
         {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "table"}
     )
