@@ -193,7 +193,7 @@ class _Parser:
             return " before literal"
         if self.pos >= len(self.piece):
             return " at end of command"
-        snippet = self.piece[self.pos : self.pos + 20].decode("ascii", errors="replace")
+        snippet = self.piece[self.pos : self.pos + 20].decode("ascii", errors="backslashreplace")
         return f" at {snippet!r}"
 
     def take_chars(self, allowed: frozenset[int]) -> bytes:
@@ -387,8 +387,10 @@ class _Parser:
         return month
 
     def date_text(self) -> datetime.date:
+        start = self.pos
         day_raw = self.take_chars(_DIGITS)
         if not 1 <= len(day_raw) <= 2:
+            self.pos = start
             raise self.error(f"invalid day{self.where()}")
         self.expect(b"-")
         month = self.date_month()
