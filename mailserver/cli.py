@@ -44,6 +44,8 @@ app = typer.Typer(
     help="govmail: official mail server for government agencies.",
     no_args_is_help=True,
     add_completion=False,
+    # Rich tracebacks print local variables, which can hold passwords.
+    pretty_exceptions_enable=False,
 )
 mailbox_app = typer.Typer(help="Manage mailboxes (accounts).", no_args_is_help=True)
 app.add_typer(mailbox_app, name="mailbox")

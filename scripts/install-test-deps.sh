@@ -170,5 +170,8 @@ install_python_packages() {
   quietly "$python" -m pip install -q -e "${repo}[test]"
 }
 
-install_apt_packages "${apt_packages[@]}" -- "${optional_apt_packages[@]}"
+# --python-only: just this repository and its Python dependencies (scripts/run.sh uses it).
+if [[ ${1:-} != --python-only ]]; then
+  install_apt_packages "${apt_packages[@]}" -- "${optional_apt_packages[@]}"
+fi
 install_python_packages

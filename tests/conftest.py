@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -62,7 +61,3 @@ async def live_server(tmp_path: Path, db_url: str) -> AsyncIterator[LiveServer]:
         yield server
     finally:
         await server.running.stop(grace=1.0)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    os.environ.setdefault("GOVMAIL_LOG_LEVEL", "WARNING")
