@@ -481,7 +481,7 @@ class Select(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class Examine(Select):
-    """EXAMINE: SELECT read-only."""
+    """EXAMINE: SELECT read-only. A subclass of Select, so `case Select()` matches it too."""
 
     name: ClassVar[str] = "EXAMINE"
 

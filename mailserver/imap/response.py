@@ -204,9 +204,7 @@ def _range(start: int, end: int) -> bytes:
 # --- whole response lines -------------------------------------------------------------------
 
 
-def _status_line(
-    prefix: bytes, status: StatusKind, text: str, code: ResponseCode | None
-) -> bytes:
+def _status_line(prefix: bytes, status: StatusKind, text: str, code: ResponseCode | None) -> bytes:
     parts = [prefix, status.value.encode("ascii")]
     if code is not None:
         parts.append(code.encode())
@@ -246,6 +244,19 @@ def tagged_no(tag: str, text: str, code: ResponseCode | None = None) -> bytes:
 def tagged_bad(tag: str, text: str, code: ResponseCode | None = None) -> bytes:
     """`TAG BAD [CODE] text` CRLF: the command was not understood."""
     return tagged(tag, StatusKind.BAD, text, code)
+
+
+def status_response(
+    tag: str | None, status: StatusKind, text: str, code: ResponseCode | None = None
+) -> bytes:
+    """Tagged status when the tag is known, else untagged: for ReceiveError and ParseError.
+
+    E.g. status_response(error.tag, error.status, error.text, code) with code built from
+    error.code (`ResponseCode(error.code)` when it is not None).
+    """
+    if tag is None:
+        return untagged_status(status, text, code)
+    return tagged(tag, status, text, code)
 
 
 def untagged_status(status: StatusKind, text: str, code: ResponseCode | None = None) -> bytes:

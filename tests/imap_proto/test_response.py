@@ -188,3 +188,11 @@ def test_number() -> None:
     assert r.number(2**63 - 1) == b"9223372036854775807"
     with pytest.raises(ValueError):
         r.number(-1)
+
+
+def test_status_response_with_and_without_tag() -> None:
+    code = ResponseCode("TOOBIG")
+    assert (
+        r.status_response("A1", r.StatusKind.NO, "Too big", code) == b"A1 NO [TOOBIG] Too big\r\n"
+    )
+    assert r.status_response(None, r.StatusKind.BAD, "Invalid tag") == b"* BAD Invalid tag\r\n"
