@@ -8,6 +8,7 @@ RFC 3502, RFC 6855 and RFC 3516.
 from __future__ import annotations
 
 import datetime
+import random
 
 import pytest
 
@@ -815,3 +816,32 @@ def test_fetch_response_labels(line: bytes, labels: list[str], seen: list[bool])
 def test_examine_is_read_only() -> None:
     assert parse(b"a EXAMINE x").read_only is True  # type: ignore[attr-defined]
     assert parse(b"a SELECT x").read_only is False  # type: ignore[attr-defined]
+
+
+def test_mutated_examples_only_ever_raise_parse_error() -> None:
+    """Deterministic fuzz: byte flips, truncations and insertions of the RFC examples."""
+    rng = random.Random(3501)
+    alphabet = b' ()[]{}<>"\\*%$:,.+-~0123456789AZaz\x00\x7f\xff\r\n'
+    outcomes: list[bool] = []
+    for line, _ in EXAMPLES:
+        for _ in range(40):
+            data = bytearray(line)
+            for _ in range(rng.randint(1, 4)):
+                position = rng.randrange(len(data) + 1)
+                action = rng.randrange(3)
+                if action == 0 and position < len(data):
+                    data[position] = rng.choice(alphabet)
+                elif action == 1:
+                    del data[position:]
+                else:
+                    data[position:position] = bytes([rng.choice(alphabet)])
+            receiver = Receiver(max_command_literal_size=64)
+            receiver.feed(bytes(data) + b"\r\n")
+            while (event := receiver.next_event()) is not None:
+                if isinstance(event, Request):
+                    try:
+                        outcomes.append(isinstance(parse_command(event), p.Command))
+                    except ParseError:
+                        outcomes.append(False)
+    # Some mutants still parse, most do not; any other exception fails the test.
+    assert 0 < sum(outcomes) < len(outcomes)
