@@ -7,6 +7,7 @@ disabled account cannot log in, but a locked one still receives mail.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -49,6 +50,9 @@ async def check_login(
     valid = await store.offload(
         instance.passwords.verify, account.password_hash if account else None, password
     )
+    if not valid or account is None or account.state != MailboxState.ACTIVE:
+        # Slows down guessing; the same pause whatever the reason, so it reveals nothing.
+        await asyncio.sleep(instance.config.auth.failed_login_delay_seconds)
     if account is None:
         log.info("event=login_failed protocol=%s user=%r reason=unknown_user", protocol, username)
         return LoginResult(False, reason="unknown user")

@@ -23,7 +23,11 @@ def test_config(data_dir: Path, db_url: str, **sections: dict[str, object]) -> G
             "shutdown_grace_seconds": 2.0,
         },
         "database": {"url": db_url},
-        "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 1024},
+        "auth": {
+            "argon2_time_cost": 1,
+            "argon2_memory_kib": 1024,
+            "failed_login_delay_seconds": 0.01,
+        },
         "smtp": {
             "mx_listen": "127.0.0.1:0",
             "submission_listen": "127.0.0.1:0",
