@@ -7,9 +7,10 @@ returns them), and for message/rfc822 and message/global parts the encapsulated 
 part tree. The summary is stored as compact JSON (`to_json` / `from_json`) in the message row, so
 IMAP FETCH of ENVELOPE, BODYSTRUCTURE and BODY[section] never re-parses the message.
 
-Behaviour on broken input follows the major IMAP servers (Dovecot): a delimiter line is any line
-that starts with "--" and a boundary of this or any enclosing multipart, the innermost first
-(prefix match, RFC 2046 5.1.1 trailing garbage tolerated); a missing close delimiter makes the
+Behaviour on broken input follows the major IMAP servers (Dovecot): a delimiter line of this or
+any enclosing multipart ends a part, the innermost boundary first (RFC 2046 5.1.1; trailing
+blanks are allowed, trailing garbage only after the innermost boundary); a missing close
+delimiter makes the
 part extend to the end of its parent; a multipart without a boundary parameter, or an invalid
 Content-Type, is text/plain (RFC 2045 5.2). Work is bounded: MAX_DEPTH nesting levels and
 MAX_PARTS parts; a multipart or message part beyond either limit, and a message/rfc822 part whose
@@ -42,7 +43,6 @@ _ENC_ERRORS = "surrogateescape"
 _OPAQUE_TYPE = ("application", "octet-stream")
 _IDENTITY_ENCODINGS = frozenset({"7bit", "8bit", "binary", ""})
 
-# A line that starts with "--": a candidate delimiter line (RFC 2046 5.1.1).
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _LINE_BREAKS = re.compile(r"[\r\n]")
