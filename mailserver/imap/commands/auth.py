@@ -1,0 +1,99 @@
+"""Commands of the not-authenticated state: STARTTLS, LOGIN, AUTHENTICATE PLAIN (RFC 9051 6.2).
+
+Passwords are checked by ``mailserver.auth.check_login`` (argon2 off the event loop, failures
+counted towards the lockout shared with SMTP). A failed attempt is answered only after a delay,
+and a connection that fails too often is closed, so guessing costs the guesser time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from typing import TYPE_CHECKING
+
+from mailserver.auth import check_login
+from mailserver.imap import protocol as p
+from mailserver.imap import response as r
+from mailserver.imap.commands.base import Done
+from mailserver.imap.commands.basic import capabilities
+from mailserver.imap.errors import BadCommand, CloseConnection, CommandFailed
+from mailserver.imap.limits import MAX_AUTH_FAILURES_PER_CONNECTION
+
+if TYPE_CHECKING:
+    from mailserver.imap.session import Session
+
+
+async def _authenticate(session: Session, username: str, password: str) -> Done:
+    result = await check_login(session.instance, username, password, "imap")
+    if not result.ok or result.mailbox_id is None or result.address is None:
+        session.auth_failures += 1
+        await asyncio.sleep(session.instance.config.auth.failed_login_delay_seconds)
+        if session.auth_failures >= MAX_AUTH_FAILURES_PER_CONNECTION:
+            raise CloseConnection("Too many failed logins")
+        raise CommandFailed("Invalid credentials", "AUTHENTICATIONFAILED")
+    session.log_in(result.mailbox_id, result.address)
+    code = r.ResponseCode("CAPABILITY", tuple(capabilities(session)))
+    return Done("Logged in", code)
+
+
+async def login(session: Session, command: p.Login) -> Done:
+    return await _authenticate(session, command.username, command.password)
+
+
+def decode_plain(message: bytes) -> tuple[str, str]:
+    """RFC 4616: [authzid] NUL authcid NUL passwd, UTF-8. Returns (authcid, password).
+
+    An authorization identity other than the authentication identity is refused: nobody may
+    act as another user.
+    """
+    parts = message.split(b"\x00")
+    if len(parts) != 3:
+        raise BadCommand("Malformed PLAIN response")
+    try:
+        authzid, authcid, password = (part.decode("utf-8") for part in parts)
+    except UnicodeDecodeError as exc:
+        raise BadCommand("PLAIN response is not UTF-8") from exc
+    if not authcid:
+        raise BadCommand("Malformed PLAIN response")
+    if authzid and authzid.lower() != authcid.lower():
+        raise CommandFailed("Authorization identity not allowed", "AUTHORIZATIONFAILED")
+    return authcid, password
+
+
+async def authenticate(session: Session, command: p.Authenticate) -> Done:
+    if command.mechanism != "PLAIN":
+        raise CommandFailed(f"Mechanism {command.mechanism} not supported", "CANNOT")
+    response = command.initial_response
+    if response is None:
+        # RFC 9051 6.2.2: an empty challenge, then the client's base64 line ("*" cancels).
+        session.send(r.continuation_data(b""))
+        await session.drain()
+        line = await session.read_raw_line()
+        if line is None:
+            raise CloseConnection("Connection closed during AUTHENTICATE")
+        if line.strip() == b"*":
+            raise BadCommand("AUTHENTICATE cancelled")
+        try:
+            response = base64.b64decode(line.strip(), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadCommand("Invalid base64 in AUTHENTICATE response") from exc
+    username, password = decode_plain(response)
+    return await _authenticate(session, username, password)
+
+
+async def starttls(session: Session, command: p.StartTls) -> Done:
+    """RFC 9051 6.2.1: TLS starts right after the OK; anything pipelined before it is refused."""
+    context = session.service.tls
+    if session.tls_active or context is None:
+        raise BadCommand("TLS is already active" if session.tls_active else "TLS unavailable")
+    if session.receiver.buffered:
+        # RFC 9051 6.2.1 / CVE-2011-0411-style injection: plaintext after STARTTLS is not ours.
+        raise CloseConnection("Data received after STARTTLS")
+
+    async def upgrade() -> None:
+        await session.drain()
+        await session.writer.start_tls(context)
+        session.tls_active = True
+
+    return Done("Begin TLS negotiation now", after=upgrade)

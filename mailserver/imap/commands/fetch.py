@@ -1,0 +1,241 @@
+"""FETCH and UID FETCH (RFC 9051 6.4.5 / 7.5.2, RFC 7162 CHANGEDSINCE and VANISHED).
+
+Rows are loaded in batches; structure items come from the summary cached at delivery
+(mailserver/imap/fetch_render.py), body sections from the blob store, read off the event loop.
+Fetching a body section without .PEEK sets \\Seen first (in one write for the whole command),
+and the new flags are returned in the same FETCH response (RFC 9051 6.4.5).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from mailserver.imap import protocol as p
+from mailserver.imap import response as r
+from mailserver.imap.commands.base import Done
+from mailserver.imap.errors import BadCommand
+from mailserver.imap.fetch_render import (
+    find_part,
+    render_bodystructure,
+    render_envelope,
+    section_bytes,
+)
+from mailserver.imap.limits import FETCH_BATCH, FETCH_FLUSH_BYTES
+from mailserver.imap.sequence import resolve_uids
+from storage.mailbox_ops import FlagMode, store_flags
+from storage.message_queries import MessageRow, message_rows, vanished_since
+from storage.message_summary import MessageSummary, decode_transfer_encoding
+
+if TYPE_CHECKING:
+    from mailserver.imap.session import Session
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_SUMMARY_KINDS = frozenset(
+    {
+        p.FetchKind.ENVELOPE,
+        p.FetchKind.BODY,
+        p.FetchKind.BODYSTRUCTURE,
+        p.FetchKind.BODY_SECTION,
+        p.FetchKind.BINARY,
+        p.FetchKind.BINARY_SIZE,
+        p.FetchKind.RFC822_HEADER,
+        p.FetchKind.RFC822_TEXT,
+    }
+)
+_RAW_KINDS = frozenset(
+    {
+        p.FetchKind.BODY_SECTION,
+        p.FetchKind.BINARY,
+        p.FetchKind.BINARY_SIZE,
+        p.FetchKind.RFC822,
+        p.FetchKind.RFC822_HEADER,
+        p.FetchKind.RFC822_TEXT,
+    }
+)
+
+
+def imap_datetime(value: datetime) -> bytes:
+    """RFC 9051 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz" (day padded with a space)."""
+    offset = value.strftime("%z") or "+0000"
+    text = (
+        f"{value.day:2d}-{_MONTHS[value.month - 1]}-{value.year:04d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d} {offset}"
+    )
+    return r.quoted(text)
+
+
+def _partial(data: bytes, partial: p.Partial | None) -> bytes:
+    if partial is None:
+        return data
+    return data[partial.offset : partial.offset + partial.length]
+
+
+class FetchRenderer:
+    """Renders the requested items of one message (pure, given the row and its bytes)."""
+
+    def __init__(self, attributes: tuple[p.FetchAttribute, ...], utf8: bool) -> None:
+        self.attributes = attributes
+        self.utf8 = utf8
+
+    def render(
+        self, seq: int, row: MessageRow, summary: MessageSummary | None, raw: bytes | None
+    ) -> bytes:
+        items: list[bytes] = []
+        for attribute in self.attributes:
+            items.append(attribute.response_label().encode("ascii"))
+            items.append(self._value(attribute, row, summary, raw))
+        return r.untagged(r.number(seq), b"FETCH", r.paren_list(items))
+
+    def _value(
+        self,
+        attribute: p.FetchAttribute,
+        row: MessageRow,
+        summary: MessageSummary | None,
+        raw: bytes | None,
+    ) -> bytes:
+        kind = attribute.kind
+        if kind is p.FetchKind.UID:
+            return r.number(row.uid)
+        if kind is p.FetchKind.FLAGS:
+            return r.flag_list(sorted(row.flags))
+        if kind is p.FetchKind.RFC822_SIZE:
+            return r.number(row.size)
+        if kind is p.FetchKind.INTERNALDATE:
+            return imap_datetime(row.internal_date)
+        if kind is p.FetchKind.MODSEQ:
+            return r.paren_list([r.number(row.modseq)])
+        assert summary is not None
+        if kind is p.FetchKind.ENVELOPE:
+            return render_envelope(summary, utf8=self.utf8)
+        if kind in (p.FetchKind.BODY, p.FetchKind.BODYSTRUCTURE):
+            return render_bodystructure(summary, kind is p.FetchKind.BODYSTRUCTURE, utf8=self.utf8)
+        assert raw is not None
+        if kind is p.FetchKind.RFC822:
+            return r.literal(raw)
+        if kind is p.FetchKind.RFC822_HEADER:
+            return r.literal(section_bytes(raw, summary, (), "HEADER", None, False))
+        if kind is p.FetchKind.RFC822_TEXT:
+            return r.literal(section_bytes(raw, summary, (), "TEXT", None, False))
+        section = attribute.section or p.SectionSpec()
+        if kind is p.FetchKind.BODY_SECTION:
+            data = section_bytes(
+                raw,
+                summary,
+                section.part,
+                section.text.value if section.text is not None else None,
+                list(section.fields),
+                False,
+            )
+            return r.literal(_partial(data, attribute.partial))
+        decoded = _binary_part(raw, summary, section.part)
+        if kind is p.FetchKind.BINARY_SIZE:
+            return r.number(len(decoded))
+        return r.literal(_partial(decoded, attribute.partial), binary=True)
+
+
+def _binary_part(raw: bytes, summary: MessageSummary, part: tuple[int, ...]) -> bytes:
+    """RFC 3516 BINARY[part]: the part's body with its transfer encoding undone."""
+    if not part:
+        return raw
+    target = find_part(summary, part)
+    if target is None:
+        return b""
+    if target.is_multipart:
+        raise BadCommand("BINARY of a multipart is not defined", "UNKNOWN-CTE")
+    return decode_transfer_encoding(raw[target.body_start : target.body_end], target.encoding)
+
+
+def _with_implied(command: p.Fetch, condstore: bool) -> tuple[p.FetchAttribute, ...]:
+    """Add UID for UID FETCH (RFC 9051 6.4.9) and MODSEQ under CONDSTORE (RFC 7162 3.1.4.1)."""
+    attributes = list(command.attributes)
+    kinds = {a.kind for a in attributes}
+    if command.uid and p.FetchKind.UID not in kinds:
+        attributes.insert(0, p.FetchAttribute(p.FetchKind.UID))
+    wants_modseq = command.changed_since is not None or (condstore and p.FetchKind.FLAGS in kinds)
+    if wants_modseq and p.FetchKind.MODSEQ not in kinds:
+        attributes.append(p.FetchAttribute(p.FetchKind.MODSEQ))
+    return tuple(attributes)
+
+
+async def fetch(session: Session, command: p.Fetch) -> Done:
+    selected = session.require_selected()
+    if command.vanished and (not command.uid or not session.qresync):
+        raise BadCommand("VANISHED needs UID FETCH with QRESYNC enabled")
+    if command.vanished and command.changed_since is None:
+        raise BadCommand("VANISHED needs CHANGEDSINCE")
+    kinds = {a.kind for a in command.attributes}
+    if command.changed_since is not None or p.FetchKind.MODSEQ in kinds:
+        session.enabled.add("CONDSTORE")
+    attributes = _with_implied(command, session.condstore)
+    uids = resolve_uids(selected, command.sequence_set, command.uid, session.saved_search)
+    folder_id = selected.folder_id
+    if command.vanished and command.changed_since is not None:
+        since = command.changed_since
+        wanted = set(uids) if not command.sequence_set.uses_star() else None
+        gone = await session.store.read(lambda s: vanished_since(s, folder_id, since))
+        gone = [u for u in gone if (wanted is None or u in wanted)]
+        if gone:
+            session.send(r.untagged(b"VANISHED", b"(EARLIER)", r.sequence_set(gone)))
+    need_summary = any(a.kind in _SUMMARY_KINDS for a in attributes)
+    need_raw = any(a.kind in _RAW_KINDS for a in attributes)
+    sets_seen = not selected.read_only and any(a.sets_seen() for a in attributes)
+    renderer = FetchRenderer(attributes, session.utf8)
+    with_flags = (
+        FetchRenderer((*attributes, p.FetchAttribute(p.FetchKind.FLAGS)), session.utf8)
+        if p.FetchKind.FLAGS not in kinds
+        else renderer
+    )
+
+    written = 0
+    for start in range(0, len(uids), FETCH_BATCH):
+        batch = uids[start : start + FETCH_BATCH]
+        rows = await session.store.read(
+            partial(message_rows, folder_id=folder_id, uids=batch, with_summary=need_summary)
+        )
+        if command.changed_since is not None:
+            rows = [row for row in rows if row.modseq > command.changed_since]
+        seen_now: set[int] = set()
+        if sets_seen:
+            rows, seen_now = await _mark_seen(session, folder_id, rows)
+        for row in rows:
+            seq = selected.seq_of(row.uid)
+            if seq is None:
+                continue
+            summary = MessageSummary.from_json(row.summary) if row.summary else None
+            raw = None
+            if need_raw:
+                raw = await session.store.offload(session.store.blobs.read, row.blob_sha256)
+            chosen = with_flags if row.uid in seen_now else renderer
+            data = chosen.render(seq, row, summary, raw)
+            session.send(data)
+            written += len(data)
+            if written >= FETCH_FLUSH_BYTES:
+                await session.drain()
+                written = 0
+    return Done(f"{'UID ' if command.uid else ''}FETCH completed")
+
+
+async def _mark_seen(
+    session: Session, folder_id: int, rows: list[MessageRow]
+) -> tuple[list[MessageRow], set[int]]:
+    unseen = [row.uid for row in rows if "\\Seen" not in row.flags]
+    if not unseen:
+        return rows, set()
+    result = await session.store.write(
+        lambda s: store_flags(s, folder_id, unseen, ["\\Seen"], FlagMode.ADD)
+    )
+    selected = session.selected
+    if selected is not None:
+        selected.forget_flag_changes((uid, modseq) for uid, modseq, _ in result.updated)
+    updated = {uid: (modseq, flags) for uid, modseq, flags in result.updated}
+    refreshed: list[MessageRow] = []
+    for row in rows:
+        if row.uid in updated:
+            modseq, flags = updated[row.uid]
+            row = MessageRow(
+                row.uid, modseq, flags, row.size, row.internal_date, row.blob_sha256, row.summary
+            )
+        refreshed.append(row)
+    return refreshed, set(updated)

@@ -1,0 +1,147 @@
+"""The selected mailbox as this session sees it, and the untagged updates that keep it true.
+
+The view maps message sequence numbers to UIDs. It changes only when the session tells its
+client: committed changes from the bus wait in ``pending`` until the session may announce them,
+then ``take_updates`` turns them into ``EXISTS``, ``EXPUNGE`` (or ``VANISHED``) and
+``FETCH (FLAGS ...)`` lines and applies them to the view, in commit order.
+
+RFC 3501 section 7.4.1: "An EXPUNGE response MUST NOT be sent when no command is in progress,
+nor while responding to a FETCH, STORE, or SEARCH command" (the UID forms are exempt, RFC 3501
+section 6.4.8), because sequence numbers would shift under the client. When expunges may not
+be sent, processing stops at the first one, so what follows it waits too and the order (and so
+the numbering the client sees) stays exact.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mailserver.imap.response import flag_list, number, paren_list, sequence_set, untagged
+from storage.changes import Change, FlagsChanged, FolderChanged, MessageAdded, MessagesExpunged
+from storage.message_queries import FolderInfo
+
+
+class SelectedFolderGone(Exception):
+    """The selected folder was deleted or renamed away by another session."""
+
+
+@dataclass
+class SelectedFolder:
+    """Sequence-number view of one folder, with the changes not yet told to the client."""
+
+    folder: FolderInfo
+    read_only: bool
+    uids: list[int]
+    highestmodseq: int
+    pending: list[Change] = field(default_factory=list)
+
+    @property
+    def folder_id(self) -> int:
+        return self.folder.id
+
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    @property
+    def largest_uid(self) -> int:
+        return self.uids[-1] if self.uids else 0
+
+    def seq_of(self, uid: int) -> int | None:
+        """The sequence number of ``uid``, or None if the view does not hold it."""
+        index = bisect.bisect_left(self.uids, uid)
+        if index < len(self.uids) and self.uids[index] == uid:
+            return index + 1
+        return None
+
+    def uid_at(self, seq: int) -> int:
+        return self.uids[seq - 1]
+
+    def note(self, change: Change) -> bool:
+        """Keep a committed change of this folder for later; False if it is not ours."""
+        if change.folder_id != self.folder.id:
+            return False
+        self.pending.append(change)
+        return True
+
+    def forget_flag_changes(self, reported: Iterable[tuple[int, int]]) -> None:
+        """Drop pending flag changes the current command already reported as (uid, modseq)."""
+        done = set(reported)
+        self.pending = [
+            c
+            for c in self.pending
+            if not (isinstance(c, FlagsChanged) and (c.uid, c.modseq) in done)
+        ]
+
+    def take_updates(
+        self, *, allow_expunge: bool, with_modseq: bool, vanished: bool
+    ) -> list[bytes]:
+        """Apply pending changes to the view and return the untagged lines that announce them.
+
+        ``with_modseq``: CONDSTORE is on, so FETCH updates carry MODSEQ (RFC 7162 3.1.4.1).
+        ``vanished``: QRESYNC is on, so expunges are announced as VANISHED (RFC 7162 3.2.10).
+        """
+        lines: list[bytes] = []
+        announced_exists = self.exists
+        processed = 0
+
+        def announce_exists() -> None:
+            nonlocal announced_exists
+            if self.exists != announced_exists:
+                lines.append(untagged(number(self.exists), b"EXISTS"))
+                announced_exists = self.exists
+
+        for change in self.pending:
+            if isinstance(change, MessageAdded):
+                self._add(change.uid)
+            elif isinstance(change, FlagsChanged):
+                seq = self.seq_of(change.uid)
+                if seq is not None:
+                    announce_exists()
+                    lines.append(self._flags_line(seq, change, with_modseq))
+            elif isinstance(change, MessagesExpunged):
+                if not allow_expunge:
+                    break
+                announce_exists()
+                lines.extend(self._expunge(change.uids, vanished))
+                announced_exists = self.exists
+            elif isinstance(change, FolderChanged) and change.kind in ("deleted", "renamed"):
+                raise SelectedFolderGone(change.kind)
+            self.highestmodseq = max(self.highestmodseq, getattr(change, "modseq", 0))
+            processed += 1
+        del self.pending[:processed]
+        announce_exists()
+        return lines
+
+    def _add(self, uid: int) -> None:
+        if not self.uids or uid > self.uids[-1]:
+            self.uids.append(uid)
+        elif self.seq_of(uid) is None:
+            # Two writers (PostgreSQL) may publish out of UID order; a message the client has
+            # not been told about yet can still take its place.
+            bisect.insort(self.uids, uid)
+
+    def _flags_line(self, seq: int, change: FlagsChanged, with_modseq: bool) -> bytes:
+        items = [b"FLAGS", flag_list(sorted(change.flags)), b"UID", number(change.uid)]
+        if with_modseq:
+            items += [b"MODSEQ", paren_list([number(change.modseq)])]
+        return untagged(number(seq), b"FETCH", paren_list(items))
+
+    def _expunge(self, uids: Iterable[int], vanished: bool) -> list[bytes]:
+        removed: list[int] = []
+        lines: list[bytes] = []
+        # Highest first, so each EXPUNGE's number is still valid when the client reads it
+        # (RFC 3501 7.4.1: every EXPUNGE renumbers the messages after it).
+        for uid in sorted(uids, reverse=True):
+            seq = self.seq_of(uid)
+            if seq is None:
+                continue
+            del self.uids[seq - 1]
+            removed.append(uid)
+            if not vanished:
+                lines.append(untagged(number(seq), b"EXPUNGE"))
+        if vanished and removed:
+            lines.append(untagged(b"VANISHED", sequence_set(removed)))
+        return lines

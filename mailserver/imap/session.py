@@ -1,0 +1,380 @@
+"""One IMAP connection: read requests, run them one at a time, map errors to responses.
+
+Implementation notes (the invariants the command handlers rely on):
+- One command at a time per connection: the next request is not even read from the socket
+  until the current one is answered, so TCP flow control bounds what a pipelining client can
+  queue, and handlers never race each other on the session's state.
+- Commit before broadcast: the change bus delivers a change only after its transaction
+  committed. The session notes it (``_on_change``, called on the event loop) and announces it
+  later, at a moment RFC 3501 section 7.4.1 allows (``flush_updates``).
+- Errors become responses in exactly one place, ``_run_command``: BadCommand -> BAD,
+  CommandFailed and storage's MailboxError -> NO [CODE], CloseConnection -> BYE and close,
+  anything else -> NO [SERVERBUG] with the stack in the log (never in the response).
+- Nothing here blocks the event loop: database work goes through ``store.read``/``write``,
+  blob reads through ``store.offload``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mailserver.imap import response as r
+from mailserver.imap.commands import COMMANDS, Done
+from mailserver.imap.errors import BadCommand, CloseConnection, CommandFailed
+from mailserver.imap.limits import MAX_PENDING_CHANGES, PREAUTH_AUTOLOGOUT_SECONDS, READ_CHUNK
+from mailserver.imap.parser import ParseError, parse_command
+from mailserver.imap.protocol import Command
+from mailserver.imap.receiver import (
+    Event,
+    NeedContinuation,
+    RawLine,
+    ReceiveError,
+    Receiver,
+    Request,
+)
+from mailserver.imap.selected import SelectedFolder, SelectedFolderGone
+from mailserver.imap.state import SessionState
+from mailserver.imap.utf7 import decode_mailbox_name, encode_mailbox_name
+from mailserver.instance import Instance
+from storage.changes import Change
+from storage.mailbox_ops import (
+    AccountNotFound,
+    FolderExists,
+    FolderNameInvalid,
+    FolderNotFound,
+    MailboxError,
+    QuotaExceeded,
+    normalise_folder_name,
+)
+from storage.store import MailStore
+
+if TYPE_CHECKING:
+    from mailserver.imap.server import IMAPService
+
+log = logging.getLogger(__name__)
+
+# RFC 5530 response codes for storage's refusals.
+_MAILBOX_ERROR_CODES: tuple[tuple[type[MailboxError], str], ...] = (
+    (FolderNotFound, "NONEXISTENT"),
+    (FolderExists, "ALREADYEXISTS"),
+    (QuotaExceeded, "OVERQUOTA"),
+    (FolderNameInvalid, "CANNOT"),
+    (AccountNotFound, "UNAVAILABLE"),
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    """The authenticated user."""
+
+    mailbox_id: int
+    address: str
+
+
+class Session:
+    """State and I/O of one connection; command handlers receive it as their first argument."""
+
+    def __init__(
+        self,
+        service: IMAPService,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        tls_active: bool,
+        session_id: str,
+    ) -> None:
+        self.service = service
+        self.instance: Instance = service.instance
+        self.reader = reader
+        self.writer = writer
+        self.tls_active = tls_active
+        self.session_id = session_id
+        config = self.instance.config.imap
+        self.receiver = Receiver(
+            max_line_length=config.max_line_length,
+            max_literal_size=config.max_literal_size,
+            max_request_size=config.max_literal_size + 1024 * 1024,
+        )
+        self.state = SessionState.NOT_AUTHENTICATED
+        self.account: Account | None = None
+        self.selected: SelectedFolder | None = None
+        self.enabled: set[str] = set()
+        self.auth_failures = 0
+        self.changed = asyncio.Event()
+        self.waiting_for_command = False
+        self.idling = False
+        self.shutdown_requested = False
+        self._unsubscribe: Callable[[], None] | None = None
+        self._select_buffer: list[Change] | None = None
+        self._pending_count = 0
+        self.saved_search: list[int] | None = None  # RFC 5182 SEARCH RETURN (SAVE)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def store(self) -> MailStore:
+        return self.instance.store
+
+    @property
+    def utf8(self) -> bool:
+        """RFC 6855: the client enabled UTF8=ACCEPT."""
+        return "UTF8=ACCEPT" in self.enabled
+
+    @property
+    def condstore(self) -> bool:
+        """RFC 7162 3.1: CONDSTORE is on once a CONDSTORE-enabling command was seen."""
+        return "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.enabled
+
+    def require_account(self) -> Account:
+        if self.account is None:
+            raise BadCommand("Not authenticated")
+        return self.account
+
+    def require_selected(self) -> SelectedFolder:
+        if self.selected is None:
+            raise BadCommand("No mailbox selected")
+        return self.selected
+
+    # ------------------------------------------------------------------ output
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    def mailbox_name_out(self, name: str) -> bytes:
+        """A folder name as a mailbox token: UTF-8 with UTF8=ACCEPT, else modified UTF-7."""
+        if self.utf8:
+            return r.astring(name, utf8=True)
+        return r.astring(encode_mailbox_name(name))
+
+    def mailbox_name_in(self, name: str) -> str:
+        """A client's mailbox argument as the stored folder name (NFC, INBOX canonical)."""
+        if not self.utf8:
+            try:
+                name = decode_mailbox_name(name)
+            except ValueError as exc:
+                raise CommandFailed(f"Invalid mailbox name: {exc}", "CANNOT") from exc
+        try:
+            return normalise_folder_name(name)
+        except FolderNameInvalid as exc:
+            raise CommandFailed(str(exc), "CANNOT") from exc
+
+    # ------------------------------------------------------------------ account and changes
+
+    def log_in(self, mailbox_id: int, address: str) -> None:
+        self.account = Account(mailbox_id, address)
+        self.state = SessionState.AUTHENTICATED
+        self._unsubscribe = self.store.bus.subscribe(mailbox_id, self._on_change)
+
+    def _on_change(self, change: Change) -> None:
+        """Bus listener: runs on the event loop right after the change committed."""
+        if self._select_buffer is not None:
+            self._select_buffer.append(change)
+        elif self.selected is None or not self.selected.note(change):
+            return
+        self._pending_count += 1
+        self.changed.set()
+
+    def begin_select(self) -> None:
+        """Start buffering changes: a snapshot is being read for a SELECT."""
+        self._select_buffer = []
+
+    def finish_select(self, selected: SelectedFolder | None) -> None:
+        """Install the new view (None if SELECT failed) with changes seen while reading it."""
+        buffered = self._select_buffer or []
+        self._select_buffer = None
+        self.selected = selected
+        self._pending_count = 0
+        self.state = SessionState.SELECTED if selected else SessionState.AUTHENTICATED
+        if selected is not None:
+            for change in buffered:
+                if selected.note(change):
+                    self._pending_count += 1
+
+    def flush_updates(self, *, allow_expunge: bool) -> None:
+        """Send the untagged updates that may be sent now (RFC 3501 7.4.1)."""
+        self.changed.clear()
+        selected = self.selected
+        if selected is None or not selected.pending:
+            return
+        try:
+            lines = selected.take_updates(
+                allow_expunge=allow_expunge, with_modseq=self.condstore, vanished=self.qresync
+            )
+        except SelectedFolderGone as exc:
+            raise CloseConnection("The selected mailbox was deleted or renamed") from exc
+        self._pending_count = len(selected.pending)
+        for line in lines:
+            self.send(line)
+
+    # ------------------------------------------------------------------ input
+
+    async def read_more(self) -> bool:
+        """Read from the socket into the receiver; False at end of stream.
+
+        Raises CloseConnection when the autologout timer runs out first.
+        """
+        try:
+            data = await asyncio.wait_for(self.reader.read(READ_CHUNK), self.autologout_seconds())
+        except TimeoutError:
+            raise CloseConnection("Autologout; idle for too long") from None
+        if not data:
+            return False
+        self.receiver.feed(data)
+        return True
+
+    def autologout_seconds(self) -> float:
+        configured = self.instance.config.imap.autologout_seconds
+        if self.state is SessionState.NOT_AUTHENTICATED:
+            return min(configured, PREAUTH_AUTOLOGOUT_SECONDS)
+        return configured
+
+    async def read_raw_line(self) -> bytes | None:
+        """The next line verbatim (AUTHENTICATE responses, IDLE's DONE); None at end of stream."""
+        self.receiver.expect_raw_line()
+        while True:
+            event = self.receiver.next_event()
+            if isinstance(event, RawLine):
+                return event.data
+            if isinstance(event, ReceiveError):
+                raise BadCommand(event.text, event.code)
+            if event is not None:  # cannot happen: a raw line was asked for
+                raise CloseConnection("Protocol confusion")
+            if not await self.read_more():
+                return None
+
+    # ------------------------------------------------------------------ main loop
+
+    async def run(self) -> None:
+        """Serve the connection until LOGOUT, end of stream, autologout or shutdown."""
+        log.info(
+            "event=imap_connect session=%s peer=%s tls=%s",
+            self.session_id,
+            self._peer(),
+            self.tls_active,
+        )
+        try:
+            self.send(r.untagged_ok("govmail IMAP ready", self._capability_code()))
+            await self.drain()
+            await self._command_loop()
+        except CloseConnection as exc:
+            with contextlib.suppress(Exception):
+                self.send(r.bye(exc.text))
+                await self.drain()
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.state = SessionState.LOGOUT
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+            self.selected = None
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            log.info("event=imap_disconnect session=%s", self.session_id)
+
+    def _peer(self) -> str:
+        peer = self.writer.get_extra_info("peername")
+        return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+
+    def _capability_code(self) -> r.ResponseCode:
+        from mailserver.imap.commands.basic import capabilities
+
+        return r.ResponseCode("CAPABILITY", tuple(capabilities(self)))
+
+    async def _command_loop(self) -> None:
+        while self.state is not SessionState.LOGOUT:
+            if self.shutdown_requested:
+                raise CloseConnection("Server shutting down")
+            if self._pending_count > MAX_PENDING_CHANGES:
+                raise CloseConnection("Too many changes pending; please reconnect")
+            event = self.receiver.next_event()
+            if event is None:
+                self.waiting_for_command = not self.receiver.in_request
+                try:
+                    if not await self.read_more():
+                        return
+                finally:
+                    self.waiting_for_command = False
+                continue
+            await self._handle_event(event)
+            await self.drain()
+
+    async def _handle_event(self, event: Event) -> None:
+        if isinstance(event, NeedContinuation):
+            self.send(r.continuation("Ready for literal data"))
+        elif isinstance(event, ReceiveError):
+            if event.tag is None:
+                self.send(r.untagged_status(event.status, event.text, _code(event.code)))
+            else:
+                self.send(r.tagged(event.tag, event.status, event.text, _code(event.code)))
+        elif isinstance(event, RawLine):  # only asked for inside a command
+            self.send(r.untagged_bad("Unexpected line"))
+        elif isinstance(event, Request):
+            await self._run_request(event)
+
+    async def _run_request(self, request: Request) -> None:
+        try:
+            command = parse_command(request)
+        except ParseError as exc:
+            code = _code(exc.code)
+            if exc.tag is None:
+                self.send(r.untagged_status(exc.status, exc.message, code))
+            else:
+                self.send(r.tagged(exc.tag, exc.status, exc.message, code))
+            return
+        await self._run_command(command)
+
+    async def _run_command(self, command: Command) -> None:
+        tag = command.tag
+        spec = COMMANDS.get(type(command))
+        if spec is None:
+            self.send(r.tagged_no(tag, f"{command.name} is not supported", _code("CANNOT")))
+            return
+        if self.state not in spec.states:
+            self.send(r.tagged_bad(tag, f"{command.name} is not allowed in this state"))
+            return
+        try:
+            done: Done = await spec.handler(self, command)
+            if spec.sends_updates:
+                self.flush_updates(allow_expunge=spec.expunge_allowed(command))
+        except BadCommand as exc:
+            self.send(r.tagged_bad(tag, exc.text, _code(exc.code)))
+        except CommandFailed as exc:
+            self.send(r.tagged_no(tag, exc.text, _code(exc.code)))
+        except MailboxError as exc:
+            self.send(r.tagged_no(tag, str(exc), _code(_mailbox_error_code(exc))))
+        except (CloseConnection, ConnectionError, ssl.SSLError):
+            raise
+        except Exception:
+            log.exception(
+                "event=imap_command_failed session=%s command=%s", self.session_id, command.name
+            )
+            self.send(r.tagged_no(tag, "Internal server error", _code("SERVERBUG")))
+        else:
+            self.send(r.tagged_ok(tag, done.text, done.code))
+            if done.after is not None:
+                await done.after()
+
+
+def _code(name: str | None) -> r.ResponseCode | None:
+    return r.ResponseCode(name) if name else None
+
+
+def _mailbox_error_code(exc: MailboxError) -> str | None:
+    for kind, code in _MAILBOX_ERROR_CODES:
+        if isinstance(exc, kind):
+            return code
+    return None
