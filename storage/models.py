@@ -6,7 +6,7 @@ migrations are written from. Timestamps are timezone-aware, stored in UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
@@ -64,7 +64,9 @@ class Mailbox(SQLModel, table=True):
     password_hash: str = Field(default="", max_length=255)
     quota_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
     used_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    position: str = Field(default="", max_length=255)  # job title (chức vụ)
     state: str = Field(default=MailboxState.ACTIVE, max_length=16)
+    disabled_at: datetime | None = None  # leavers: data deleted after the retention period
     must_change_password: bool = False
     password_changed_at: datetime | None = None
     failed_logins: int = 0
@@ -74,13 +76,60 @@ class Mailbox(SQLModel, table=True):
 
 
 class Alias(SQLModel, table=True):
-    """An address that forwards to one or more mailboxes or addresses (newline-separated)."""
+    """An address that forwards to one or more mailboxes or addresses (newline-separated).
+
+    ``owner_mailbox_id``: the mailbox that may also send as this address (e.g. an agency address
+    run by its records clerk).
+    """
 
     __tablename__ = "alias"
     id: int | None = Field(default=None, primary_key=True)
     address: str = Field(unique=True, max_length=320)
     domain_id: int = Field(foreign_key="domain.id", index=True)
     targets: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    owner_mailbox_id: int | None = Field(default=None, foreign_key="mailbox.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class GroupSendPolicy(StrEnum):
+    """Who may send to a distribution list."""
+
+    ANYONE = "anyone"
+    MEMBERS = "members"
+    SAME_AGENCY = "same_agency"
+    AUTHENTICATED = "authenticated"
+
+
+class MailGroup(SQLModel, table=True):
+    """A distribution list: mail to its address goes to every member."""
+
+    __tablename__ = "mail_group"
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(unique=True, max_length=320)
+    domain_id: int = Field(foreign_key="domain.id", index=True)
+    display_name: str = Field(default="", max_length=255)
+    send_policy: str = Field(default=GroupSendPolicy.MEMBERS, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class GroupMember(SQLModel, table=True):
+    """One member address of a group (a local mailbox, another group, or an outside address)."""
+
+    __tablename__ = "group_member"
+    __table_args__ = (UniqueConstraint("group_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="mail_group.id", index=True)
+    address: str = Field(max_length=320, index=True)
+
+
+class SendAsGrant(SQLModel, table=True):
+    """Delegation: ``mailbox_id`` may send with ``address`` in the envelope and From."""
+
+    __tablename__ = "send_as_grant"
+    __table_args__ = (UniqueConstraint("mailbox_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox_id: int = Field(foreign_key="mailbox.id", index=True)
+    address: str = Field(max_length=320)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -177,3 +226,75 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+class QueueState(StrEnum):
+    QUEUED = "queued"
+    DONE = "done"  # every recipient delivered or failed (DSN sent)
+    HELD = "held"
+
+
+class QueueEntry(SQLModel, table=True):
+    """An outbound message waiting for delivery to remote servers. Holds a blob reference."""
+
+    __tablename__ = "queue_entry"
+    __table_args__ = (Index("ix_queue_due", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    sender: str = Field(max_length=320)  # envelope MAIL FROM, "" for bounces
+    blob_sha256: str = Field(foreign_key="blob.sha256", max_length=64)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    authenticated_user: str | None = Field(default=None, max_length=320, index=True)
+    source: str = Field(default="submission", max_length=16)  # submission | forward | dsn
+    dsn_envid: str | None = Field(default=None, max_length=100)
+    dsn_ret: str | None = Field(default=None, max_length=8)  # FULL | HDRS
+    state: str = Field(default=QueueState.QUEUED, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    delay_warned_at: datetime | None = None
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claimed_until: datetime | None = None
+
+
+class QueueRecipient(SQLModel, table=True):
+    """One recipient of a queued message, with its own delivery status."""
+
+    __tablename__ = "queue_recipient"
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int = Field(foreign_key="queue_entry.id", index=True)
+    address: str = Field(max_length=320)
+    domain: str = Field(max_length=255, index=True)
+    status: str = Field(default="pending", max_length=16)  # pending | delivered | failed
+    attempts: int = 0
+    last_reply: str | None = Field(default=None, sa_column=Column(Text))
+    dsn_notify: str | None = Field(default=None, max_length=64)
+    dsn_orcpt: str | None = Field(default=None, max_length=500)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DkimKey(SQLModel, table=True):
+    """A DKIM signing key of a domain; private keys live in files readable by the service only."""
+
+    __tablename__ = "dkim_key"
+    __table_args__ = (UniqueConstraint("domain_id", "selector"),)
+    id: int | None = Field(default=None, primary_key=True)
+    domain_id: int = Field(foreign_key="domain.id", index=True)
+    selector: str = Field(max_length=63)
+    algorithm: str = Field(max_length=16)  # rsa-sha256 | ed25519-sha256
+    private_key_file: str = Field(max_length=1024)
+    public_key: str = Field(sa_column=Column(Text, nullable=False))  # base64 for the p= tag
+    created_at: datetime = Field(default_factory=utcnow)
+    signing: bool = True  # signs new mail
+    retire_after: datetime | None = None  # published until then, after rotation
+
+
+class UsageDaily(SQLModel, table=True):
+    """Per-mailbox daily counters for the usage report."""
+
+    __tablename__ = "usage_daily"
+    mailbox_id: int = Field(foreign_key="mailbox.id", primary_key=True)
+    day: date = Field(primary_key=True)
+    received: int = 0
+    sent: int = 0
+    logins: int = 0

@@ -26,7 +26,8 @@ def upgrade_to_head(db: Database) -> None:
     config = alembic_config(db.url)
     with db.writer.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        # "heads": branches added in parallel (one per feature) all apply, in dependency order.
+        command.upgrade(config, "heads")
 
 
 def current_revision(db: Database) -> str | None:

@@ -82,18 +82,61 @@ def upgrade() -> None:
     with op.batch_alter_table('domain', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_domain_agency_id'), ['agency_id'], unique=False)
 
-    op.create_table('alias',
+    op.create_table('queue_entry',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('sender', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('blob_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('authenticated_user', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('dsn_envid', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.Column('dsn_ret', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('delay_warned_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('claimed_by', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+    sa.Column('claimed_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['blob_sha256'], ['blob.sha256'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('queue_entry', schema=None) as batch_op:
+        batch_op.create_index('ix_queue_due', ['state', 'next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_queue_entry_authenticated_user'), ['authenticated_user'], unique=False)
+        batch_op.create_index(batch_op.f('ix_queue_entry_created_at'), ['created_at'], unique=False)
+
+    op.create_table('dkim_key',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('domain_id', sa.Integer(), nullable=False),
+    sa.Column('selector', sqlmodel.sql.sqltypes.AutoString(length=63), nullable=False),
+    sa.Column('algorithm', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('private_key_file', sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=False),
+    sa.Column('public_key', sa.Text(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('signing', sa.Boolean(), nullable=False),
+    sa.Column('retire_after', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['domain_id'], ['domain.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('domain_id', 'selector')
+    )
+    with op.batch_alter_table('dkim_key', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_dkim_key_domain_id'), ['domain_id'], unique=False)
+
+    op.create_table('mail_group',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
     sa.Column('domain_id', sa.Integer(), nullable=False),
-    sa.Column('targets', sa.Text(), nullable=False),
+    sa.Column('display_name', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('send_policy', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['domain_id'], ['domain.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('address')
     )
-    with op.batch_alter_table('alias', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_alias_domain_id'), ['domain_id'], unique=False)
+    with op.batch_alter_table('mail_group', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mail_group_domain_id'), ['domain_id'], unique=False)
 
     op.create_table('mailbox',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -103,7 +146,9 @@ def upgrade() -> None:
     sa.Column('password_hash', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
     sa.Column('quota_bytes', sa.BigInteger(), nullable=False),
     sa.Column('used_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('position', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('disabled_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('must_change_password', sa.Boolean(), nullable=False),
     sa.Column('password_changed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
@@ -116,6 +161,40 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('mailbox', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_mailbox_domain_id'), ['domain_id'], unique=False)
+
+    op.create_table('queue_recipient',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('entry_id', sa.Integer(), nullable=False),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('domain', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_reply', sa.Text(), nullable=True),
+    sa.Column('dsn_notify', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('dsn_orcpt', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['entry_id'], ['queue_entry.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('queue_recipient', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_queue_recipient_domain'), ['domain'], unique=False)
+        batch_op.create_index(batch_op.f('ix_queue_recipient_entry_id'), ['entry_id'], unique=False)
+
+    op.create_table('alias',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('domain_id', sa.Integer(), nullable=False),
+    sa.Column('targets', sa.Text(), nullable=False),
+    sa.Column('owner_mailbox_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['domain_id'], ['domain.id'], ),
+    sa.ForeignKeyConstraint(['owner_mailbox_id'], ['mailbox.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('address')
+    )
+    with op.batch_alter_table('alias', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_alias_domain_id'), ['domain_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alias_owner_mailbox_id'), ['owner_mailbox_id'], unique=False)
 
     op.create_table('folder',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -134,6 +213,39 @@ def upgrade() -> None:
     with op.batch_alter_table('folder', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_folder_mailbox_id'), ['mailbox_id'], unique=False)
 
+    op.create_table('group_member',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('group_id', sa.Integer(), nullable=False),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.ForeignKeyConstraint(['group_id'], ['mail_group.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('group_id', 'address')
+    )
+    with op.batch_alter_table('group_member', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_group_member_address'), ['address'], unique=False)
+        batch_op.create_index(batch_op.f('ix_group_member_group_id'), ['group_id'], unique=False)
+
+    op.create_table('send_as_grant',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('mailbox_id', sa.Integer(), nullable=False),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['mailbox_id'], ['mailbox.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('mailbox_id', 'address')
+    )
+    with op.batch_alter_table('send_as_grant', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_send_as_grant_mailbox_id'), ['mailbox_id'], unique=False)
+
+    op.create_table('usage_daily',
+    sa.Column('mailbox_id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('received', sa.Integer(), nullable=False),
+    sa.Column('sent', sa.Integer(), nullable=False),
+    sa.Column('logins', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['mailbox_id'], ['mailbox.id'], ),
+    sa.PrimaryKeyConstraint('mailbox_id', 'day')
+    )
     op.create_table('expunged_message',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('folder_id', sa.Integer(), nullable=False),
@@ -184,18 +296,48 @@ def downgrade() -> None:
         batch_op.drop_index('ix_expunged_folder_modseq')
 
     op.drop_table('expunged_message')
+    op.drop_table('usage_daily')
+    with op.batch_alter_table('send_as_grant', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_send_as_grant_mailbox_id'))
+
+    op.drop_table('send_as_grant')
+    with op.batch_alter_table('group_member', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_group_member_group_id'))
+        batch_op.drop_index(batch_op.f('ix_group_member_address'))
+
+    op.drop_table('group_member')
     with op.batch_alter_table('folder', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_folder_mailbox_id'))
 
     op.drop_table('folder')
+    with op.batch_alter_table('alias', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_alias_owner_mailbox_id'))
+        batch_op.drop_index(batch_op.f('ix_alias_domain_id'))
+
+    op.drop_table('alias')
+    with op.batch_alter_table('queue_recipient', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_queue_recipient_entry_id'))
+        batch_op.drop_index(batch_op.f('ix_queue_recipient_domain'))
+
+    op.drop_table('queue_recipient')
     with op.batch_alter_table('mailbox', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_mailbox_domain_id'))
 
     op.drop_table('mailbox')
-    with op.batch_alter_table('alias', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_alias_domain_id'))
+    with op.batch_alter_table('mail_group', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mail_group_domain_id'))
 
-    op.drop_table('alias')
+    op.drop_table('mail_group')
+    with op.batch_alter_table('dkim_key', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_dkim_key_domain_id'))
+
+    op.drop_table('dkim_key')
+    with op.batch_alter_table('queue_entry', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_queue_entry_created_at'))
+        batch_op.drop_index(batch_op.f('ix_queue_entry_authenticated_user'))
+        batch_op.drop_index('ix_queue_due')
+
+    op.drop_table('queue_entry')
     with op.batch_alter_table('domain', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_domain_agency_id'))
 
