@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import storage.vn_charsets  # noqa: F401  (registers VISCII/TCVN for legacy Vietnamese mail)
 from storage.message_summary import MessageSummary, summarize_message
 from storage.text_fold import fold_for_search
 
@@ -24,6 +25,16 @@ class IndexedMessage:
     cc_addr: str
     sent_date: datetime | None  # UTC
     message_id: str
+
+
+def normalise_line_endings(raw: bytes) -> bytes:
+    """Bare LF (and bare CR) become CRLF, as RFC 5322 2.1 and IMAP (RFC 3501 2.3.3) require.
+
+    Messages that already use CRLF throughout are returned unchanged (the common case, cheap).
+    """
+    if raw.count(b"\n") == raw.count(b"\r\n") and raw.count(b"\r") == raw.count(b"\r\n"):
+        return raw
+    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
 def _fold(text: str | None) -> str:

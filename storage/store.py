@@ -28,7 +28,7 @@ from storage.blobs import BlobStore, StoredBlob
 from storage.changes import Change, ChangeBus, atomic, take_recorded
 from storage.db import Database
 from storage.mailbox_ops import Appended, append_message, get_folder
-from storage.message_index import IndexedMessage, index_message
+from storage.message_index import IndexedMessage, index_message, normalise_line_endings
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,11 @@ class MailStore:
     # ------------------------------------------------------------ message operations
 
     async def store_blob(self, raw: bytes) -> tuple[StoredBlob, IndexedMessage]:
-        """Write the bytes durably and parse them once; both off the event loop."""
+        """Write the bytes durably and parse them once; both off the event loop.
+
+        Line endings are made CRLF first, so sizes and offsets match what IMAP serves.
+        """
+        raw = await self.offload(normalise_line_endings, raw)
         blob = await self.offload(self.blobs.put, raw)
         _maybe_crash("after_blob_write")
         indexed = await self.offload(index_message, raw)

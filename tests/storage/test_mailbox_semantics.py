@@ -255,3 +255,24 @@ async def test_message_row_caches_folded_search_headers(mail_store: MailStore) -
     assert "an@example.gov.vn" in row.from_addr
     assert row.message_id == "<m1@example.gov.vn>"
     assert row.sent_date is not None and row.sent_date.hour == 2  # 09:00 +0700 in UTC
+
+
+async def test_bare_lf_is_stored_as_crlf(mail_store: MailStore) -> None:
+    mailbox_id = await make_mailbox(mail_store, "an@sotest.gov.vn")
+    appended = await mail_store.append(mailbox_id, "INBOX", b"Subject: lf\n\nline 1\nline 2\r\n")
+
+    def query(session: Session) -> Message:
+        return session.exec(select(Message).where(Message.folder_id == appended.folder_id)).one()
+
+    row = await mail_store.read(query)
+    stored = mail_store.blobs.read(row.blob_sha256)
+    assert stored == b"Subject: lf\r\n\r\nline 1\r\nline 2\r\n"
+    assert row.size == len(stored)
+
+
+def test_line_endings_already_crlf_are_untouched() -> None:
+    from storage.message_index import normalise_line_endings
+
+    crlf = b"A: b\r\n\r\nbody\r\n"
+    assert normalise_line_endings(crlf) is crlf
+    assert normalise_line_endings(b"a\rb\nc\r\n") == b"a\r\nb\r\nc\r\n"
