@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from filters.pipeline import Pipeline
 from mailserver.config import GovmailConfig
 from storage.blobs import BlobStore
 from storage.db import Database, open_database
@@ -17,6 +18,9 @@ class Instance:
     config: GovmailConfig
     store: MailStore
     passwords: Passwords
+    # Checks at DATA: inbound for MX, outbound for submission (filters.registry builds them).
+    inbound_pipeline: Pipeline = field(default_factory=lambda: Pipeline([]))
+    outbound_pipeline: Pipeline = field(default_factory=lambda: Pipeline([]))
 
     @property
     def db(self) -> Database:
