@@ -36,17 +36,20 @@ class ConnectionTracker:
         if not self.transports:
             self._idle.set()
 
-    async def drain(self, timeout: float) -> int:
-        """Wait up to ``timeout`` for connections to end; abort the rest. Returns how many."""
+    async def drain(self, grace: float) -> int:
+        """Wait up to ``grace`` seconds for connections to end; abort the rest. Returns how many."""
         if not self.transports:
             return 0
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(self._idle.wait(), grace)
             return 0
         except TimeoutError:
             left = list(self.transports)
             for transport in left:
-                transport.abort()
+                if isinstance(transport, asyncio.WriteTransport):
+                    transport.abort()
+                else:
+                    transport.close()
             return len(left)
 
 

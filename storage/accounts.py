@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from storage.agency_code import parse_agency_code
 from storage.mailbox_ops import (
     AccountNotFound,
     MailboxError,
@@ -88,6 +89,9 @@ def create_agency(
     parent_id: int | None = None,
     code: str | None = None,
 ) -> Agency:
+    if code is not None:
+        # Stored in one canonical form whichever form (QCVN 102 or QĐ 20) was given.
+        code = parse_agency_code(code).qd20()
     agency = Agency(abbreviation=abbreviation, name=name, parent_id=parent_id, code=code)
     session.add(agency)
     session.flush()

@@ -250,6 +250,13 @@ def rename_folder(session: Session, mailbox_id: int, old: str, new: str) -> None
         record(session, FolderChanged(mailbox_id, folder.id, "renamed", folder.name))
 
 
+def set_subscribed(session: Session, mailbox_id: int, name: str, subscribed: bool) -> None:
+    """IMAP SUBSCRIBE/UNSUBSCRIBE (RFC 3501 6.3.6-6.3.7) of an existing folder."""
+    folder = get_folder(session, mailbox_id, normalise_folder_name(name), for_update=True)
+    folder.subscribed = subscribed
+    session.add(folder)
+
+
 def delete_folder(session: Session, mailbox_id: int, name: str) -> None:
     """Delete a folder with its messages (RFC 3501 6.3.4; INBOX cannot be deleted).
 
@@ -325,7 +332,7 @@ def _reference_blob(session: Session, blob: StoredBlob, count: int = 1) -> None:
         sha256=blob.sha256, size=blob.size, refcount=count, created_at=utcnow()
     )
     statement = statement.on_conflict_do_update(
-        index_elements=["sha256"], set_={"refcount": Blob.__table__.c.refcount + count}
+        index_elements=["sha256"], set_={"refcount": col(Blob.refcount) + count}
     )
     session.execute(statement)
 

@@ -1,4 +1,4 @@
-"""The command-line contract outside tools rely on (see mailserver/cli.py), run as real processes."""
+"""The command-line contract outside tools rely on (mailserver/cli.py), run as real processes."""
 
 from __future__ import annotations
 
@@ -55,8 +55,17 @@ def test_init_rejects_a_bad_domain(tmp_path: Path) -> None:
 
 def test_mailbox_add_list_passwd_delete(instance_dir: Path) -> None:
     config = str(instance_dir / "govmail.toml")
-    added = run_cli("mailbox", "add", "Thanhnn.SKHCN@sotest.gov.vn", "--password-stdin",
-                    "--name", "Nguyễn Ngọc Thành", "-c", config, stdin=PASSWORD)
+    added = run_cli(
+        "mailbox",
+        "add",
+        "Thanhnn.SKHCN@sotest.gov.vn",
+        "--password-stdin",
+        "--name",
+        "Nguyễn Ngọc Thành",
+        "-c",
+        config,
+        stdin=PASSWORD,
+    )
     assert added.returncode == 0, added.stderr
     assert added.stdout.strip() == "created thanhnn.skhcn@sotest.gov.vn"
 
@@ -71,18 +80,34 @@ def test_mailbox_add_list_passwd_delete(instance_dir: Path) -> None:
     assert [m["address"] for m in as_json] == ["thanhnn.skhcn@sotest.gov.vn"]
     assert "password_hash" not in as_json[0]
 
-    duplicate = run_cli("mailbox", "add", "thanhnn.skhcn@sotest.gov.vn", "--password-stdin",
-                        "-c", config, stdin=PASSWORD)
+    duplicate = run_cli(
+        "mailbox",
+        "add",
+        "thanhnn.skhcn@sotest.gov.vn",
+        "--password-stdin",
+        "-c",
+        config,
+        stdin=PASSWORD,
+    )
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
-    foreign = run_cli("mailbox", "add", "x@elsewhere.gov.vn", "--password-stdin", "-c", config,
-                      stdin=PASSWORD)
+    foreign = run_cli(
+        "mailbox", "add", "x@elsewhere.gov.vn", "--password-stdin", "-c", config, stdin=PASSWORD
+    )
     assert foreign.returncode == 1 and "not served here" in foreign.stderr
-    weak = run_cli("mailbox", "add", "weak@sotest.gov.vn", "--password-stdin", "-c", config,
-                   stdin="password\n")
+    weak = run_cli(
+        "mailbox", "add", "weak@sotest.gov.vn", "--password-stdin", "-c", config, stdin="password\n"
+    )
     assert weak.returncode == 1 and "password refused" in weak.stderr
 
-    changed = run_cli("mailbox", "passwd", "thanhnn.skhcn@sotest.gov.vn", "--password-stdin",
-                      "-c", config, stdin="Doi-mat-khau#7\n")
+    changed = run_cli(
+        "mailbox",
+        "passwd",
+        "thanhnn.skhcn@sotest.gov.vn",
+        "--password-stdin",
+        "-c",
+        config,
+        stdin="Doi-mat-khau#7\n",
+    )
     assert changed.returncode == 0, changed.stderr
     db = open_database(f"sqlite:///{instance_dir / 'govmail.sqlite3'}")
     with db.read_session() as session:
@@ -114,7 +139,9 @@ def test_config_is_found_by_env_then_current_directory(instance_dir: Path, tmp_p
     assert "govmail.toml" in nowhere.stderr and "govmail init" in nowhere.stderr
 
 
-def test_environment_overrides_config_keys(instance_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_overrides_config_keys(
+    instance_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GOVMAIL_SMTP__MX_LISTEN", "127.0.0.1:2626")
     monkeypatch.setenv("GOVMAIL_IMAP__MAX_LINE_LENGTH", "9000")
     config = load_config(instance_dir / "govmail.toml")
@@ -122,8 +149,13 @@ def test_environment_overrides_config_keys(instance_dir: Path, monkeypatch: pyte
     assert config.imap.max_line_length == 9000
     assert config.smtp.submission_listen == "127.0.0.1:2587"  # untouched keys keep file values
     monkeypatch.setenv("GOVMAIL_SMTP__MX_LISTEN", "not-an-address")
-    bad = run_cli("mailbox", "list", "-c", str(instance_dir / "govmail.toml"),
-                  env=govmail_env(GOVMAIL_SMTP__MX_LISTEN="nonsense"))
+    bad = run_cli(
+        "mailbox",
+        "list",
+        "-c",
+        str(instance_dir / "govmail.toml"),
+        env=govmail_env(GOVMAIL_SMTP__MX_LISTEN="nonsense"),
+    )
     assert bad.returncode == 1 and "host:port" in bad.stderr
 
 
@@ -132,7 +164,12 @@ def test_serve_logs_one_line_when_bound_and_stops_on_sigterm(instance_dir: Path)
     listening = [line for line in server.log_lines if "event=listening" in line]
     assert len(listening) == 1
     assert set(server.bound) == {
-        "smtp_mx", "smtp_submission", "smtp_submissions", "imap", "imaps", "admin_api",
+        "smtp_mx",
+        "smtp_submission",
+        "smtp_submissions",
+        "imap",
+        "imaps",
+        "admin_api",
     }
     assert all(host == "127.0.0.1" and port > 0 for host, port in server.bound.values())
     assert server.terminate() == 0

@@ -7,6 +7,7 @@ message that got its 250 must be there after restart, exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import smtplib
 import subprocess
@@ -20,7 +21,7 @@ from sqlmodel import select
 from storage.blobs import BlobStore
 from storage.db import open_database
 from storage.models import Blob, Message
-from storage.store import FAULT_ENV, MailStore
+from storage.store import MailStore
 from tests.storage.test_mailbox_semantics import folder_of, make_mailbox, message, uids
 from tests.support.process import govmail_env, run_cli, start_server
 
@@ -50,9 +51,17 @@ async def test_crash_between_blob_and_commit(
     point: str, mail_store: MailStore, db_url: str, tmp_path: Path
 ) -> None:
     mailbox_id = await make_mailbox(mail_store, "an@sotest.gov.vn")
-    result = subprocess.run(
-        [sys.executable, "-c", CRASH_SCRIPT, db_url, str(tmp_path / "blobs"), str(mailbox_id),
-         point],
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-c",
+            CRASH_SCRIPT,
+            db_url,
+            str(tmp_path / "blobs"),
+            str(mailbox_id),
+            point,
+        ],
         input=message(1),
         capture_output=True,
         timeout=60,
@@ -81,15 +90,24 @@ def _mail(n: int) -> bytes:
     ).encode()
 
 
-def test_sigkill_under_smtp_load_loses_no_acknowledged_message(
-    tmp_path: Path, db_url: str
-) -> None:
+def test_sigkill_under_smtp_load_loses_no_acknowledged_message(tmp_path: Path, db_url: str) -> None:
     env = govmail_env(GOVMAIL_DATABASE__URL="" if db_url.startswith("sqlite") else db_url)
     data = tmp_path / "inst"
-    assert run_cli("init", "--data-dir", str(data), "--domain", "sotest.gov.vn", env=env).returncode == 0
+    assert (
+        run_cli("init", "--data-dir", str(data), "--domain", "sotest.gov.vn", env=env).returncode
+        == 0
+    )
     config = data / "govmail.toml"
-    added = run_cli("mailbox", "add", "an@sotest.gov.vn", "--password-stdin", "-c", str(config),
-                    stdin="Mat-khau#2026\n", env=env)
+    added = run_cli(
+        "mailbox",
+        "add",
+        "an@sotest.gov.vn",
+        "--password-stdin",
+        "-c",
+        str(config),
+        stdin="Mat-khau#2026\n",
+        env=env,
+    )
     assert added.returncode == 0, added.stderr
     extra = {} if db_url.startswith("sqlite") else {"GOVMAIL_DATABASE__URL": db_url}
     server = start_server(config, **extra)
