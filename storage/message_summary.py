@@ -11,9 +11,10 @@ Behaviour on broken input follows the major IMAP servers (Dovecot): a delimiter 
 any enclosing multipart ends a part, the innermost boundary first (RFC 2046 5.1.1; trailing
 blanks are allowed, trailing garbage only after the innermost boundary); a missing close
 delimiter makes the part extend to the end of its parent; a multipart without a boundary
-parameter, or an invalid Content-Type, is text/plain (RFC 2045 5.2). Work is bounded:
-MAX_DEPTH nesting levels and MAX_PARTS parts; a multipart or message part beyond either limit, and a message/rfc822 part whose
-body is base64 or quoted-printable, is kept as an opaque application/octet-stream leaf.
+parameter, or an invalid Content-Type, is text/plain (RFC 2045 5.2). Work is bounded: MAX_DEPTH
+nesting levels and MAX_PARTS parts; a multipart or message part beyond either limit, and a
+message/rfc822 part whose body is base64 or quoted-printable, is kept as an opaque
+application/octet-stream leaf.
 
 Header values are kept raw (as IMAP returns them; undecodable bytes survive through
 surrogateescape), and decoded (RFC 2047 encoded words, any charset) in `search_headers`.
