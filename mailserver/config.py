@@ -71,6 +71,9 @@ class AuthSection(BaseModel):
     argon2_parallelism: int = 1
     max_failed_logins: int = 12
     failed_login_delay_seconds: float = 1.0
+    # Password spraying: many accounts tried from one address. Counted per client IP.
+    max_failures_per_ip: int = 30
+    ip_failure_window_seconds: float = 900.0
 
 
 class TLSSection(BaseModel):
@@ -90,8 +93,50 @@ class SMTPSection(BaseModel):
     max_recipients: int = 100
     command_timeout_seconds: float = 300.0
     max_connections_per_ip: int = 20
+    # A compromised account: more than this many messages to outside domains in the window
+    # locks it and alerts the admins.
+    outbound_limit_messages: int = 250
+    outbound_limit_window_seconds: float = 600.0
+    admin_alert_addresses: list[str] = Field(default_factory=list)
+    # Aliases never forward automatically to domains outside these suffixes (or local ones).
+    government_domain_suffixes: list[str] = Field(default_factory=lambda: ["gov.vn"])
 
     _v = field_validator("mx_listen", "submission_listen", "submissions_listen")(_check_listen)
+
+
+class QueueSection(BaseModel):
+    """The outbound queue: retries, warnings, workers."""
+
+    workers: int = 4
+    lifetime_seconds: float = 5 * 24 * 3600.0
+    delay_warning_seconds: float = 4 * 3600.0
+    retry_base_seconds: float = 300.0
+    retry_max_seconds: float = 4 * 3600.0
+    poll_seconds: float = 5.0
+    claim_seconds: float = 600.0
+    connect_timeout_seconds: float = 30.0
+    command_timeout_seconds: float = 300.0
+    idle_connection_seconds: float = 30.0
+    keep_done_seconds: float = 7 * 24 * 3600.0
+
+
+class Route(BaseModel):
+    """One static route: mail for ``domain`` (exact) or ``.suffix`` goes to host:port."""
+
+    domain: str
+    host: str
+    port: int = 25
+    tls: Literal["required", "opportunistic", "none"] = "opportunistic"
+    verify_certificate: bool = False
+    ca_file: Path | None = None
+
+
+class RoutingSection(BaseModel):
+    """Where outbound mail goes: the static table first, then DNS MX."""
+
+    routes: list[Route] = Field(default_factory=list)
+    mx_port: int = 25
+    dns_timeout_seconds: float = 10.0
 
 
 class IMAPSection(BaseModel):
@@ -129,6 +174,8 @@ class GovmailConfig(BaseSettings):
     tls: TLSSection = Field(default_factory=TLSSection)
     smtp: SMTPSection = Field(default_factory=SMTPSection)
     imap: IMAPSection = Field(default_factory=IMAPSection)
+    queue: QueueSection = Field(default_factory=QueueSection)
+    routing: RoutingSection = Field(default_factory=RoutingSection)
     admin_api: AdminAPISection = Field(default_factory=AdminAPISection)
 
     config_path: Path | None = Field(default=None, exclude=True)
