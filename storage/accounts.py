@@ -52,14 +52,20 @@ def audit(
     object_id: str,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    agency_id: int | None = None,
 ) -> None:
-    """Record an admin action in the current transaction."""
+    """Record an admin action in the current transaction.
+
+    ``agency_id``: the agency whose subtree the object belongs to, so that agency's admins see
+    the event; None for system-wide objects.
+    """
     session.add(
         AuditEvent(
             actor=actor,
             action=action,
             object_type=object_type,
             object_id=object_id,
+            agency_id=agency_id,
             before=json.dumps(before, default=str, ensure_ascii=False) if before else None,
             after=json.dumps(after, default=str, ensure_ascii=False) if after else None,
         )
@@ -157,8 +163,13 @@ def create_mailbox(
     quota_bytes: int,
     display_name: str = "",
     must_change_password: bool = False,
+    agency_id: int | None = None,
+    position: str = "",
 ) -> Mailbox:
-    """Create an account with its default folders (INBOX, Sent, Drafts, Trash, Junk, Archive)."""
+    """Create an account with its default folders (INBOX, Sent, Drafts, Trash, Junk, Archive).
+
+    ``agency_id``: the person's agency when it is not the domain's (a shared province domain).
+    """
     address = normalise_address(address)
     domain = find_domain(session, address.partition("@")[2])
     if domain is None:
@@ -175,6 +186,8 @@ def create_mailbox(
         password_hash=password_hash,
         quota_bytes=quota_bytes,
         must_change_password=must_change_password,
+        agency_id=agency_id,
+        position=position,
         password_changed_at=utcnow(),
         next_uidvalidity=int(time.time()),
     )
@@ -182,8 +195,25 @@ def create_mailbox(
     session.flush()
     assert mailbox.id is not None
     create_default_folders(session, mailbox.id)
-    audit(session, actor, "mailbox.create", "mailbox", address, after=_auditable(mailbox))
+    audit(
+        session,
+        actor,
+        "mailbox.create",
+        "mailbox",
+        address,
+        after=_auditable(mailbox),
+        agency_id=agency_id or domain.agency_id,
+    )
     return mailbox
+
+
+def mailbox_agency_id(session: Session, mailbox: Mailbox) -> int:
+    """The agency a mailbox belongs to: its own, else its domain's."""
+    if mailbox.agency_id is not None:
+        return mailbox.agency_id
+    domain = session.get(Domain, mailbox.domain_id)
+    assert domain is not None
+    return domain.agency_id
 
 
 def _auditable(mailbox: Mailbox) -> dict[str, Any]:
@@ -220,7 +250,15 @@ def set_password(
     mailbox.must_change_password = must_change
     mailbox.failed_logins = 0
     session.add(mailbox)
-    audit(session, actor, "mailbox.passwd", "mailbox", mailbox.address)
+    audit(
+        session,
+        actor,
+        "mailbox.passwd",
+        "mailbox",
+        mailbox.address,
+        after={"must_change_password": must_change},
+        agency_id=mailbox_agency_id(session, mailbox),
+    )
 
 
 def set_state(session: Session, actor: str, address: str, state: MailboxState) -> None:
@@ -238,6 +276,7 @@ def set_state(session: Session, actor: str, address: str, state: MailboxState) -
         mailbox.address,
         {"state": before},
         {"state": state},
+        agency_id=mailbox_agency_id(session, mailbox),
     )
 
 
@@ -247,7 +286,15 @@ def delete_mailbox(session: Session, actor: str, address: str) -> None:
     assert mailbox.id is not None
     for folder in list_folders(session, mailbox.id):
         drop_folder(session, folder)
-    audit(session, actor, "mailbox.delete", "mailbox", mailbox.address, before=_auditable(mailbox))
+    audit(
+        session,
+        actor,
+        "mailbox.delete",
+        "mailbox",
+        mailbox.address,
+        before=_auditable(mailbox),
+        agency_id=mailbox_agency_id(session, mailbox),
+    )
     session.delete(mailbox)
 
 
@@ -273,6 +320,7 @@ def note_login(session: Session, mailbox_id: int, success: bool, max_failures: i
                 "mailbox",
                 mailbox.address,
                 after={"reason": f"{mailbox.failed_logins} consecutive failed logins"},
+                agency_id=mailbox_agency_id(session, mailbox),
             )
     session.add(mailbox)
     return mailbox.state

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
+
+from storage.text_fold import fold_for_search
 
 
 def utcnow() -> datetime:
@@ -60,7 +63,12 @@ class Mailbox(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     address: str = Field(unique=True, max_length=320)  # local@domain, lowercase
     domain_id: int = Field(foreign_key="domain.id", index=True)
+    # The agency the person works for; None means the domain's agency. A province domain is
+    # shared (thanhnn.skhcn@province.gov.vn), so the domain alone does not say whose it is.
+    agency_id: int | None = Field(default=None, foreign_key="agency.id", index=True)
     display_name: str = Field(default="", max_length=255)
+    # fold_for_search(display name + address), kept by the listener below, for admin search.
+    search_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     password_hash: str = Field(default="", max_length=255)
     quota_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
     used_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
@@ -87,6 +95,7 @@ class Alias(SQLModel, table=True):
     address: str = Field(unique=True, max_length=320)
     domain_id: int = Field(foreign_key="domain.id", index=True)
     targets: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    agency_id: int | None = Field(default=None, foreign_key="agency.id", index=True)
     owner_mailbox_id: int | None = Field(default=None, foreign_key="mailbox.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -108,6 +117,7 @@ class MailGroup(SQLModel, table=True):
     address: str = Field(unique=True, max_length=320)
     domain_id: int = Field(foreign_key="domain.id", index=True)
     display_name: str = Field(default="", max_length=255)
+    agency_id: int | None = Field(default=None, foreign_key="agency.id", index=True)
     send_policy: str = Field(default=GroupSendPolicy.MEMBERS, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -210,6 +220,8 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=64)
     object_type: str = Field(max_length=32)
     object_id: str = Field(max_length=320)
+    # Whose subtree the object is in (for agency admins' view of the log); None: system-wide.
+    agency_id: int | None = Field(default=None, index=True)
     before: str | None = Field(default=None, sa_column=Column(Text))
     after: str | None = Field(default=None, sa_column=Column(Text))
 
@@ -226,6 +238,18 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+class PasswordSetupToken(SQLModel, table=True):
+    """A one-time link to set a mailbox's first password; only its sha256 is stored."""
+
+    __tablename__ = "password_setup_token"
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox_id: int = Field(foreign_key="mailbox.id", index=True)
+    token_sha256: str = Field(unique=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
 
 
 class QueueState(StrEnum):
@@ -298,3 +322,14 @@ class UsageDaily(SQLModel, table=True):
     received: int = 0
     sent: int = 0
     logins: int = 0
+
+
+def mailbox_search_text(display_name: str, address: str) -> str:
+    """What admin search matches a mailbox against: folded name and address."""
+    return fold_for_search(f"{display_name} {address}")
+
+
+@event.listens_for(Mailbox, "before_insert")
+@event.listens_for(Mailbox, "before_update")
+def _keep_mailbox_search_text(_mapper: Any, _connection: Any, target: Mailbox) -> None:
+    target.search_text = mailbox_search_text(target.display_name, target.address)
