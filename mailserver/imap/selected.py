@@ -24,7 +24,7 @@ from storage.message_queries import FolderInfo
 
 
 class SelectedFolderGone(Exception):
-    """The selected folder was deleted or renamed away by another session."""
+    """The selected folder was deleted by another session."""
 
 
 @dataclass
@@ -107,7 +107,8 @@ class SelectedFolder:
                 announce_exists()
                 lines.extend(self._expunge(change.uids, vanished))
                 announced_exists = self.exists
-            elif isinstance(change, FolderChanged) and change.kind in ("deleted", "renamed"):
+            elif isinstance(change, FolderChanged) and change.kind == "deleted":
+                # A rename keeps the folder's id, UIDs and UIDVALIDITY: the view stays valid.
                 raise SelectedFolderGone(change.kind)
             self.highestmodseq = max(self.highestmodseq, getattr(change, "modseq", 0))
             processed += 1

@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# An over-long line's first word may be taken for its tag; never echo kilobytes of it back.
+MAX_TAG_ECHO = 64
+
 # RFC 5530 response codes for storage's refusals.
 _MAILBOX_ERROR_CODES: tuple[tuple[type[MailboxError], str], ...] = (
     (FolderNotFound, "NONEXISTENT"),
@@ -316,7 +319,7 @@ class Session:
         if isinstance(event, NeedContinuation):
             self.send(r.continuation("Ready for literal data"))
         elif isinstance(event, ReceiveError):
-            if event.tag is None:
+            if event.tag is None or len(event.tag) > MAX_TAG_ECHO:
                 self.send(r.untagged_status(event.status, event.text, _code(event.code)))
             else:
                 self.send(r.tagged(event.tag, event.status, event.text, _code(event.code)))

@@ -40,3 +40,77 @@ def imap_login(server: LiveServer, user: str = USER) -> imaplib.IMAP4:
     client = imaplib.IMAP4(host, port, timeout=10)
     client.login(user, TEST_PASSWORD)
     return client
+
+
+class RawClient:
+    """A minimal line-level IMAP client for protocol tests: exact bytes in, exact lines out."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.counter = 0
+
+    @classmethod
+    async def connect(cls, server: LiveServer, listener: str = "imap") -> RawClient:
+        host, port = server.address(listener)
+        reader, writer = await asyncio.open_connection(host, port)
+        client = cls(reader, writer)
+        greeting = await client.line()
+        assert greeting.startswith(b"* OK "), greeting
+        return client
+
+    async def line(self) -> bytes:
+        """One response line with any literals it carries inlined (CRLF removed at the end)."""
+        data = await asyncio.wait_for(self.reader.readline(), 10)
+        if not data:
+            raise ConnectionError("server closed the connection")
+        while data.endswith(b"}\r\n") and b"{" in data:
+            size = int(data[data.rindex(b"{") + 1 : -3])
+            data += await asyncio.wait_for(self.reader.readexactly(size), 10)
+            more = await asyncio.wait_for(self.reader.readline(), 10)
+            data += more
+        return data[:-2] if data.endswith(b"\r\n") else data
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def command(self, text: str | bytes) -> tuple[list[bytes], bytes]:
+        """Send `tagN text` and read until the tagged answer: (untagged lines, tagged line)."""
+        self.counter += 1
+        tag = f"t{self.counter}".encode()
+        raw = text.encode() if isinstance(text, str) else text
+        await self.send(tag + b" " + raw + b"\r\n")
+        return await self.until(tag)
+
+    async def until(self, tag: bytes) -> tuple[list[bytes], bytes]:
+        lines: list[bytes] = []
+        while True:
+            line = await self.line()
+            if line.startswith(tag + b" "):
+                return lines, line[len(tag) + 1 :]
+            lines.append(line)
+
+    async def login(self, user: str = USER) -> None:
+        _, status = await self.command(f'LOGIN "{user}" "{TEST_PASSWORD}"')
+        assert status.startswith(b"OK"), status
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+
+async def wait_for_line(client: RawClient, predicate: object, deadline: float = 5.0) -> bytes:
+    """Read untagged lines until one satisfies predicate (a callable on bytes)."""
+    assert callable(predicate)
+
+    async def scan() -> bytes:
+        while True:
+            line = await client.line()
+            if predicate(line):
+                return line
+
+    return await asyncio.wait_for(scan(), deadline)

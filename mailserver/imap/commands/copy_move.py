@@ -1,0 +1,78 @@
+"""COPY, MOVE and their UID forms (RFC 9051 6.4.7-6.4.8, RFC 6851, RFC 4315 COPYUID).
+
+MOVE is one transaction in storage (copy, then expunge the originals); its EXPUNGE responses
+reach this session through the change bus, and RFC 6851 section 4.3 wants COPYUID sent before
+them, in an untagged OK.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session as DBSession
+
+from mailserver.imap import protocol as p
+from mailserver.imap import response as r
+from mailserver.imap.commands.base import Done
+from mailserver.imap.errors import CommandFailed
+from mailserver.imap.sequence import resolve_uids
+from storage.mailbox_ops import (
+    FolderNotFound,
+    copy_messages,
+    get_folder,
+    lock_folder,
+    move_messages,
+)
+
+if TYPE_CHECKING:
+    from mailserver.imap.session import Session
+
+
+async def _transfer(session: Session, command: p.Copy | p.Move, move: bool) -> Done:
+    selected = session.require_selected()
+    account = session.require_account()
+    if move and selected.read_only:
+        raise CommandFailed("Mailbox is read-only", "READ-ONLY")
+    target_name = session.mailbox_name_in(command.mailbox)
+    uids = resolve_uids(selected, command.sequence_set, command.uid, session.saved_search)
+    verb = ("UID " if command.uid else "") + ("MOVE" if move else "COPY")
+    source_id = selected.folder_id
+
+    def job(s: DBSession) -> tuple[int, list[tuple[int, int]]]:
+        try:
+            target = get_folder(s, account.mailbox_id, target_name)
+        except FolderNotFound as exc:
+            # RFC 9051 6.4.7: TRYCREATE tells the client the target could be created.
+            raise CommandFailed(f"No mailbox named {command.mailbox}", "TRYCREATE") from exc
+        source = lock_folder(s, source_id)
+        if move:
+            pairs = move_messages(s, source, target, uids)
+        else:
+            pairs = copy_messages(s, source, target, uids)
+        return target.uidvalidity, pairs
+
+    if not uids:
+        return Done(f"{verb} completed (no messages)")
+    uidvalidity, pairs = await session.store.write(job)
+    if not pairs:
+        return Done(f"{verb} completed (no messages)")
+    code = r.ResponseCode(
+        "COPYUID",
+        (
+            uidvalidity,
+            r.sequence_set([old for old, _ in pairs]),
+            r.sequence_set([new for _, new in pairs]),
+        ),
+    )
+    if move:
+        session.send(r.untagged_ok("Moved", code))
+        return Done(f"{verb} completed")
+    return Done(f"{verb} completed", code)
+
+
+async def copy(session: Session, command: p.Copy) -> Done:
+    return await _transfer(session, command, move=False)
+
+
+async def move(session: Session, command: p.Move) -> Done:
+    return await _transfer(session, command, move=True)

@@ -1,0 +1,146 @@
+"""LIST and LSUB (RFC 9051 6.3.9, RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154
+SPECIAL-USE, RFC 3348 CHILDREN).
+
+Matching is done on the Unicode folder names: "*" matches anything, "%" anything but the
+hierarchy separator (RFC 9051 6.3.9). Every folder level exists (CREATE makes the parents), so
+there are no \\Noselect placeholders; \\HasChildren/\\HasNoChildren are always sent.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session as DBSession
+
+from mailserver.imap import protocol as p
+from mailserver.imap import response as r
+from mailserver.imap.commands.base import Done
+from mailserver.imap.commands.status import status_line
+from mailserver.imap.utf7 import decode_mailbox_name
+from storage.mailbox_ops import HIERARCHY_SEPARATOR, INBOX
+from storage.message_queries import FolderCounts, FolderInfo, all_folders, folder_counts
+
+if TYPE_CHECKING:
+    from mailserver.imap.session import Session
+
+_SEPARATOR = r.quoted(HIERARCHY_SEPARATOR)
+
+
+def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
+    """The folder names that `reference` + `pattern` matches (INBOX case-insensitively)."""
+    full = reference + pattern
+    parts: list[str] = []
+    for char in full:
+        if char == "*":
+            parts.append(".*")
+        elif char == "%":
+            parts.append("[^" + re.escape(HIERARCHY_SEPARATOR) + "]*")
+        else:
+            parts.append(re.escape(char))
+    regex = "".join(parts)
+    if full[:5].upper() == INBOX and (len(full) == 5 or full[5] in "/*%"):
+        regex = "INBOX" + "".join(parts[5:])
+    return re.compile(regex, re.DOTALL)
+
+
+def _decode_pattern(session: Session, text: str) -> str:
+    if session.utf8:
+        return text
+    try:
+        return decode_mailbox_name(text)
+    except ValueError:
+        return text
+
+
+def _attributes(folder: FolderInfo, names: set[str], with_subscribed: bool) -> list[str]:
+    prefix = folder.name + HIERARCHY_SEPARATOR
+    has_children = any(other.startswith(prefix) for other in names)
+    attributes = ["\\HasChildren" if has_children else "\\HasNoChildren"]
+    if folder.special_use:
+        attributes.append(folder.special_use)
+    if with_subscribed and folder.subscribed:
+        attributes.append("\\Subscribed")
+    return attributes
+
+
+async def list_command(session: Session, command: p.List) -> Done:
+    account = session.require_account()
+    reference = _decode_pattern(session, command.reference)
+    patterns = [_decode_pattern(session, pattern) for pattern in command.patterns]
+    if patterns == [""] and not command.extended:
+        # RFC 9051 6.3.9: an empty pattern asks for the separator and root.
+        session.send(r.untagged(b"LIST", b"(\\Noselect)", _SEPARATOR, r.quoted("")))
+        return Done("LIST completed")
+    folders = await session.store.read(lambda s: all_folders(s, account.mailbox_id))
+    names = {f.name for f in folders}
+    regexes = [pattern_regex(reference, pattern) for pattern in patterns if pattern]
+    subscribed_only = "SUBSCRIBED" in command.selection
+    special_only = "SPECIAL-USE" in command.selection
+    recursive = "RECURSIVEMATCH" in command.selection
+    with_subscribed = subscribed_only or "SUBSCRIBED" in command.return_options
+    matched: list[tuple[FolderInfo, bytes]] = []
+    for folder in folders:
+        if not any(regex.fullmatch(folder.name) for regex in regexes):
+            continue
+        if special_only and not folder.special_use:
+            continue
+        extra = b""
+        if subscribed_only and not folder.subscribed:
+            # RFC 5258 3.5: with RECURSIVEMATCH a parent of a subscribed folder is listed
+            # with CHILDINFO even when it is not subscribed itself.
+            prefix = folder.name + HIERARCHY_SEPARATOR
+            if not (recursive and any(f.subscribed and f.name.startswith(prefix) for f in folders)):
+                continue
+            extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
+        attributes = _attributes(folder, names, with_subscribed)
+        line = (
+            b"* LIST "
+            + r.paren_list([a.encode("ascii") for a in attributes])
+            + b" "
+            + _SEPARATOR
+            + b" "
+            + session.mailbox_name_out(folder.name)
+            + extra
+            + r.CRLF
+        )
+        matched.append((folder, line))
+    status_items = command.return_status
+    counts: dict[int, FolderCounts] = {}
+    if status_items:
+        ids = [folder.id for folder, _ in matched]
+
+        def load(s: DBSession) -> dict[int, FolderCounts]:
+            found = {i: folder_counts(s, i) for i in ids}
+            return {i: c for i, c in found.items() if c is not None}
+
+        counts = await session.store.read(load)
+    for folder, line in matched:
+        session.send(line)
+        if status_items and folder.id in counts:
+            session.send(status_line(session, folder.name, counts[folder.id], status_items))
+    return Done("LIST completed")
+
+
+async def lsub(session: Session, command: p.Lsub) -> Done:
+    account = session.require_account()
+    reference = _decode_pattern(session, command.reference)
+    pattern = _decode_pattern(session, command.pattern)
+    if not pattern:
+        session.send(r.untagged(b"LSUB", b"(\\Noselect)", _SEPARATOR, r.quoted("")))
+        return Done("LSUB completed")
+    folders = await session.store.read(lambda s: all_folders(s, account.mailbox_id))
+    names = {f.name for f in folders}
+    regex = pattern_regex(reference, pattern)
+    for folder in folders:
+        if folder.subscribed and regex.fullmatch(folder.name):
+            attributes = _attributes(folder, names, with_subscribed=False)
+            session.send(
+                r.untagged(
+                    b"LSUB",
+                    r.paren_list([a.encode("ascii") for a in attributes]),
+                    _SEPARATOR,
+                    session.mailbox_name_out(folder.name),
+                )
+            )
+    return Done("LSUB completed")

@@ -1,0 +1,105 @@
+"""SEARCH and UID SEARCH (RFC 9051 6.4.4), ESEARCH results (RFC 4731), SAVE (RFC 5182),
+MODSEQ (RFC 7162 3.1.5).
+
+The criteria are evaluated in a worker thread (mailserver/imap/search_eval.py) over the rows of
+the folder; only messages in this session's view are considered, so the numbers returned are
+the ones the client knows.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+from mailserver.imap import protocol as p
+from mailserver.imap import response as r
+from mailserver.imap.commands.base import Done
+from mailserver.imap.search_eval import Matcher, MessageText, SearchContext, uses_modseq
+from storage.message_queries import SearchRow, message_rows, search_rows
+from storage.message_summary import MessageSummary, summarize_message
+from storage.store import MailStore
+
+if TYPE_CHECKING:
+    from mailserver.imap.session import Session
+
+
+def _raw_loader(store: MailStore, folder_id: int, row: SearchRow) -> tuple[bytes, MessageSummary]:
+    """Runs in the worker thread: the message's bytes and cached summary."""
+    raw = store.blobs.read(row.blob_sha256)
+    with store.db.read_session() as s:
+        rows = message_rows(s, folder_id, [row.uid], with_summary=True)
+    summary_bytes = rows[0].summary if rows else None
+    if summary_bytes is None:  # expunged meanwhile: parse the bytes we already have
+        return raw, summarize_message(raw)
+    return raw, MessageSummary.from_json(summary_bytes)
+
+
+def run_search(
+    store: MailStore,
+    folder_id: int,
+    rows: list[SearchRow],
+    key: p.SearchKey,
+    context: SearchContext,
+) -> list[SearchRow]:
+    """Blocking: the rows that match ``key``, in UID order."""
+    matcher = Matcher(key, context)
+    found: list[SearchRow] = []
+    for row in rows:
+        if context.seq_of(row.uid) is None:
+            continue
+        text = MessageText(partial(_raw_loader, store, folder_id, row))
+        if matcher.matches(row, text):
+            found.append(row)
+    return found
+
+
+async def search(session: Session, command: p.Search) -> Done:
+    selected = session.require_selected()
+    folder_id = selected.folder_id
+    with_modseq = uses_modseq(command.criteria)
+    if with_modseq:
+        session.enabled.add("CONDSTORE")
+    rows = await session.store.read(lambda s: search_rows(s, folder_id))
+    context = SearchContext(
+        seq_of=selected.seq_of,
+        exists=selected.exists,
+        largest_uid=selected.largest_uid,
+        saved=frozenset(session.saved_search or ()),
+    )
+    # The view does not change while this runs: one command at a time, and updates are
+    # applied only by this session's own flush.
+    found = await session.store.offload(
+        run_search, session.store, folder_id, rows, command.criteria, context
+    )
+    numbers = [row.uid if command.uid else (selected.seq_of(row.uid) or 0) for row in found]
+    highest = max((row.modseq for row in found), default=0)
+    verb = ("UID " if command.uid else "") + "SEARCH"
+    options = command.return_options
+    if options is None:
+        items = [r.number(n) for n in numbers]
+        if with_modseq and found:
+            items.append(b"(MODSEQ " + r.number(highest) + b")")
+        session.send(r.untagged(b"SEARCH", *items) if items else b"* SEARCH\r\n")
+        return Done(f"{verb} completed")
+    wanted = set(options) or {p.SearchReturn.ALL}
+    if p.SearchReturn.SAVE in wanted:
+        session.saved_search = [row.uid for row in found]
+        wanted.discard(p.SearchReturn.SAVE)
+        if not wanted:
+            # RFC 5182 2.1: SAVE alone returns no ESEARCH response.
+            return Done(f"{verb} completed, result saved")
+    parts: list[bytes] = [b"(TAG " + r.quoted(command.tag) + b")"]
+    if command.uid:
+        parts.append(b"UID")
+    if p.SearchReturn.MIN in wanted and numbers:
+        parts += [b"MIN", r.number(min(numbers))]
+    if p.SearchReturn.MAX in wanted and numbers:
+        parts += [b"MAX", r.number(max(numbers))]
+    if p.SearchReturn.ALL in wanted and numbers:
+        parts += [b"ALL", r.sequence_set(numbers)]
+    if p.SearchReturn.COUNT in wanted:
+        parts += [b"COUNT", r.number(len(numbers))]
+    if with_modseq and found:
+        parts += [b"MODSEQ", r.number(highest)]
+    session.send(r.untagged(b"ESEARCH", *parts))
+    return Done(f"{verb} completed")
