@@ -32,6 +32,7 @@ from storage.changes import (
     record,
 )
 from storage.message_index import IndexedMessage
+from storage.search_index import add_text
 from storage.models import Blob, ExpungedMessage, Folder, Mailbox, Message, utcnow
 
 HIERARCHY_SEPARATOR = "/"
@@ -352,6 +353,7 @@ def append_message(
     assert folder.id is not None
     _charge_quota(session, folder.mailbox_id, blob.size, enforce_quota)
     _reference_blob(session, blob)
+    add_text(session, blob.sha256, indexed.header_text, indexed.body_text)
     uid = folder.uidnext
     folder.uidnext = uid + 1
     modseq = _next_modseq(folder)

@@ -1,0 +1,96 @@
+"""Vietnamese text search on the index kept at delivery (SQLite FTS5 trigram, PostgreSQL pg_trgm)."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from sqlmodel import Session, select
+
+from storage.search_index import MessageText, TextField, matching_uids
+from storage.store import MailStore
+from storage.text_fold import fold_for_search, fold_query
+from tests.storage.test_mailbox_semantics import folder_of, make_mailbox
+
+DOC = (
+    "From: =?utf-8?b?VsSDbiB0aMawIFPhu58gS0ggJiBDTg==?= <vanthu@skhcn.gov.vn>\r\n"
+    "To: thanhnn.skhcn@sotest.gov.vn\r\n"
+    "Subject: =?utf-8?q?C=C3=B4ng_v=C4=83n_s=E1=BB=91_12?=\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    "Kính gửi Đồng chí Giám đốc: văn bản về hoà giải đường bộ, 100% ngân_sách.\r\n"
+).encode()
+OTHER = b"Subject: lunch\r\n\r\nnothing to see\r\n"
+
+
+async def search(store: MailStore, folder_id: int, key: str, field: TextField) -> set[int]:
+    return await store.read(lambda s: matching_uids(s, folder_id, fold_query(key), field))
+
+
+@pytest.fixture
+async def folder_id(mail_store: MailStore) -> int:
+    mailbox_id = await make_mailbox(mail_store, "thanhnn.skhcn@sotest.gov.vn")
+    await mail_store.append(mailbox_id, "INBOX", DOC)
+    await mail_store.append(mailbox_id, "INBOX", OTHER)
+    inbox = await folder_of(mail_store, mailbox_id)
+    assert inbox.id is not None
+    return inbox.id
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "van ban",
+        "VĂN BẢN",
+        "văn bản",
+        unicodedata.normalize("NFD", "văn bản"),
+        "hòa giải",  # the other tone placement of "hoà"
+        "hoà giải",
+        "duong bo",  # đ matches d
+        "ĐƯỜNG BỘ",
+        "Giam doc",
+    ],
+)
+async def test_body_matches_without_case_or_diacritics(
+    mail_store: MailStore, folder_id: int, key: str
+) -> None:
+    assert await search(mail_store, folder_id, key, TextField.BODY) == {1}
+
+
+async def test_text_covers_headers_and_body_covers_only_the_body(
+    mail_store: MailStore, folder_id: int
+) -> None:
+    assert await search(mail_store, folder_id, "cong van so 12", TextField.TEXT) == {1}
+    assert await search(mail_store, folder_id, "cong van so 12", TextField.BODY) == set()
+    assert await search(mail_store, folder_id, "van thu so kh", TextField.TEXT) == {1}
+    assert await search(mail_store, folder_id, "lunch", TextField.TEXT) == {2}
+    assert await search(mail_store, folder_id, "no such words", TextField.TEXT) == set()
+
+
+async def test_short_needles_and_special_characters(mail_store: MailStore, folder_id: int) -> None:
+    assert await search(mail_store, folder_id, "Đồ", TextField.BODY) == {1}  # under a trigram
+    assert await search(mail_store, folder_id, "100%", TextField.BODY) == {1}
+    assert await search(mail_store, folder_id, "n_s", TextField.BODY) == {1}
+    assert await search(mail_store, folder_id, "0%n", TextField.BODY) == set()  # % is literal
+    assert await search(mail_store, folder_id, 'a"b', TextField.BODY) == set()
+    assert await search(mail_store, folder_id, "", TextField.BODY) == {1, 2}
+
+
+async def test_search_never_reads_message_bytes(mail_store: MailStore, folder_id: int) -> None:
+    for sha in list(mail_store.blobs.all_digests()):
+        mail_store.blobs.delete(sha)
+    assert await search(mail_store, folder_id, "van ban", TextField.BODY) == {1}
+
+
+async def test_one_content_is_indexed_once(mail_store: MailStore) -> None:
+    an = await make_mailbox(mail_store, "an@sotest.gov.vn")
+    binh = await make_mailbox(mail_store, "binh@sotest.gov.vn")
+    await mail_store.deliver(DOC, [(an, "INBOX"), (binh, "INBOX")])
+    await mail_store.append(an, "Archive", DOC)
+
+    def rows(session: Session) -> list[MessageText]:
+        return list(session.exec(select(MessageText)))
+
+    indexed = await mail_store.read(rows)
+    assert len(indexed) == 1
+    assert "van ban ve hoa giai duong bo" in indexed[0].body
+    assert indexed[0].body == fold_for_search(indexed[0].body)
