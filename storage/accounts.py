@@ -101,7 +101,15 @@ def create_agency(
     agency = Agency(abbreviation=abbreviation, name=name, parent_id=parent_id, code=code)
     session.add(agency)
     session.flush()
-    audit(session, actor, "agency.create", "agency", str(agency.id), after=agency.model_dump())
+    audit(
+        session,
+        actor,
+        "agency.create",
+        "agency",
+        str(agency.id),
+        after=agency.model_dump(),
+        agency_id=agency.id,
+    )
     return agency
 
 
@@ -114,7 +122,15 @@ def create_domain(
     domain = Domain(name=name, agency_id=agency_id, kind=kind)
     session.add(domain)
     session.flush()
-    audit(session, actor, "domain.create", "domain", name, after=domain.model_dump())
+    audit(
+        session,
+        actor,
+        "domain.create",
+        "domain",
+        name,
+        after=domain.model_dump(),
+        agency_id=agency_id,
+    )
     return domain
 
 
@@ -267,6 +283,11 @@ def set_state(session: Session, actor: str, address: str, state: MailboxState) -
     mailbox.state = state
     if state == MailboxState.ACTIVE:
         mailbox.failed_logins = 0
+    # A leaver's retention period runs from the moment the account is disabled.
+    if state == MailboxState.DISABLED and mailbox.disabled_at is None:
+        mailbox.disabled_at = utcnow()
+    elif state != MailboxState.DISABLED:
+        mailbox.disabled_at = None
     session.add(mailbox)
     audit(
         session,

@@ -32,8 +32,8 @@ from storage.changes import (
     record,
 )
 from storage.message_index import IndexedMessage
-from storage.search_index import add_text
 from storage.models import Blob, ExpungedMessage, Folder, Mailbox, Message, utcnow
+from storage.search_index import add_text
 
 HIERARCHY_SEPARATOR = "/"
 INBOX = "INBOX"
