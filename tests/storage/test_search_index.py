@@ -1,4 +1,4 @@
-"""Vietnamese text search on the index kept at delivery (SQLite FTS5 trigram, PostgreSQL pg_trgm)."""
+"""Vietnamese text search on the index kept at delivery (FTS5 trigram, pg_trgm)."""
 
 from __future__ import annotations
 
