@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import imaplib
 import smtplib
 
@@ -21,7 +22,7 @@ SAMPLE = (
     b"Content-Transfer-Encoding: 8bit\r\n"
     b"\r\n"
     b"K\xc3\xadnh g\xe1\xbb\xadi c\xc3\xa1c \xc4\x91\xe1\xbb\x93ng ch\xc3\xad.\r\n"
-    b"\x00binary-ish tail \xff\r\n"
+    b"8-bit tail \xff\r\n"
 )
 
 
@@ -97,10 +98,8 @@ class RawClient:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
 
 
 async def wait_for_line(client: RawClient, predicate: object, deadline: float = 5.0) -> bytes:

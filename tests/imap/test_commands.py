@@ -137,6 +137,6 @@ async def test_hostile_input_gets_clean_errors(live_server: LiveServer) -> None:
     assert status.startswith(b"BAD")
     _, status = await client.command("FETCH 1:* (BODY[1.2.3.HEADER.FIELDS (X Y)]<0.10>)")
     assert status == b"OK FETCH completed"
-    untagged, status = await client.command("NOOP")
+    _untagged, status = await client.command("NOOP")
     assert status == b"OK NOOP completed"
     await client.close()
