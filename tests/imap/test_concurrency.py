@@ -18,7 +18,7 @@ async def test_idle_wakes_on_delivery_within_a_second(live_server: LiveServer) -
     assert (await client.line()).startswith(b"+ ")
     started = time.monotonic()
     await deliver(live_server, SAMPLE)
-    line = await wait_for_line(client, lambda l: l.endswith(b"EXISTS"), deadline=1.0)
+    line = await wait_for_line(client, lambda data: data.endswith(b"EXISTS"), deadline=1.0)
     assert line == b"* 1 EXISTS"
     # The SMTP round trip is included: the push itself is well under a second.
     assert time.monotonic() - started < 1.0
