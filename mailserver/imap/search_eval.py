@@ -2,17 +2,18 @@
 
 Text keys are compared after folding both sides with storage.text_fold (case, diacritics and
 đ/d insensitive, NFC/NFD alike), as substrings (RFC 9051: "Messages that contain the specified
-string"). FROM, TO, CC and SUBJECT use the folded columns indexed at delivery; other header
-names, BCC, BODY and TEXT need the message's bytes, which the caller provides through
-``MessageText`` (it reads them lazily and only for messages the cheap keys did not rule out,
-because AND evaluates left to right and stops at the first miss).
+string"). FROM, TO, CC and SUBJECT use the folded columns indexed at delivery; BODY and TEXT
+use the search index (storage.search_index), whose answers the caller looks up beforehand and
+passes in as ``text_hits``. Only other header names (and BCC) need the message's header bytes,
+which the caller provides through ``MessageText``: read lazily, and only for messages the
+cheaper keys did not rule out (AND evaluates left to right and stops at the first miss).
 
 Pure: no I/O of its own; the caller runs it in a worker thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -22,7 +23,6 @@ from storage.message_summary import (
     MessageSummary,
     decode_header_text,
     split_header_fields,
-    text_for_search,
 )
 from storage.text_fold import fold_for_search, fold_query
 
@@ -41,7 +41,6 @@ class MessageText:
     load_raw: Callable[[], tuple[bytes, MessageSummary]]
     _raw: tuple[bytes, MessageSummary] | None = None
     _headers: list[tuple[str, str]] | None = None
-    _body: str | None = None
 
     def _get(self) -> tuple[bytes, MessageSummary]:
         if self._raw is None:
@@ -55,12 +54,6 @@ class MessageText:
             fields = split_header_fields(raw[: summary.root.body_start])
             self._headers = [(name, fold_for_search(decode_header_text(v))) for name, v in fields]
         return self._headers
-
-    def body(self) -> str:
-        if self._body is None:
-            raw, summary = self._get()
-            self._body = fold_for_search(text_for_search(raw, summary))
-        return self._body
 
 
 @dataclass(frozen=True)
@@ -92,9 +85,15 @@ def _contains(haystack: str, needle: str) -> bool:
 class Matcher:
     """Evaluates one criteria tree; resolve sequence sets once per search."""
 
-    def __init__(self, key: p.SearchKey, context: SearchContext) -> None:
+    def __init__(
+        self,
+        key: p.SearchKey,
+        context: SearchContext,
+        text_hits: Mapping[p.SearchText, frozenset[int]],
+    ) -> None:
         self.key = key
         self.context = context
+        self.text_hits = text_hits
         self._sets: dict[int, p.ResolvedSet] = {}
 
     def _resolved(self, sequence_set: p.SequenceSet, largest: int) -> p.ResolvedSet:
@@ -131,13 +130,8 @@ class Matcher:
                 return row.size > size if larger else row.size < size
             case p.SearchHeader(name=name, value=value):
                 return self._header(row, text, name, value)
-            case p.SearchText(value=value, body_only=body_only):
-                needle = fold_query(value)
-                if _contains(text.body(), needle):
-                    return True
-                if body_only:
-                    return False
-                return any(_contains(v, needle) for _, v in text.headers())
+            case p.SearchText():
+                return row.uid in self.text_hits[key]
             case p.SearchSequence(sequence_set=sequence_set):
                 seq = self.context.seq_of(row.uid)
                 if seq is None:
@@ -177,3 +171,18 @@ def uses_modseq(key: p.SearchKey) -> bool:
         case p.SearchNot(key=inner):
             return uses_modseq(inner)
     return False
+
+
+def text_keys(key: p.SearchKey) -> Iterator[p.SearchText]:
+    """Every TEXT/BODY key of the criteria (looked up in the search index before matching)."""
+    match key:
+        case p.SearchText():
+            yield key
+        case p.SearchAnd(keys=keys):
+            for inner in keys:
+                yield from text_keys(inner)
+        case p.SearchOr(left=left, right=right):
+            yield from text_keys(left)
+            yield from text_keys(right)
+        case p.SearchNot(key=inner):
+            yield from text_keys(inner)

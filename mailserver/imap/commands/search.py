@@ -3,7 +3,8 @@ MODSEQ (RFC 7162 3.1.5).
 
 The criteria are evaluated in a worker thread (mailserver/imap/search_eval.py) over the rows of
 the folder; only messages in this session's view are considered, so the numbers returned are
-the ones the client knows.
+the ones the client knows. TEXT and BODY keys are answered by the search index kept at delivery
+(storage.search_index), never by reading message bodies.
 """
 
 from __future__ import annotations
@@ -11,13 +12,25 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
+from sqlmodel import Session as DBSession
+
 from mailserver.imap import protocol as p
 from mailserver.imap import response as r
 from mailserver.imap.commands.base import Done
-from mailserver.imap.search_eval import Matcher, MessageText, SearchContext, uses_modseq
+from mailserver.imap.errors import BadCommand
+from mailserver.imap.limits import MAX_SEARCH_KEY
+from mailserver.imap.search_eval import (
+    Matcher,
+    MessageText,
+    SearchContext,
+    text_keys,
+    uses_modseq,
+)
 from storage.message_queries import SearchRow, message_rows, search_rows
 from storage.message_summary import MessageSummary, summarize_message
+from storage.search_index import TextField, matching_uids
 from storage.store import MailStore
+from storage.text_fold import fold_query
 
 if TYPE_CHECKING:
     from mailserver.imap.session import Session
@@ -40,9 +53,10 @@ def run_search(
     rows: list[SearchRow],
     key: p.SearchKey,
     context: SearchContext,
+    text_hits: dict[p.SearchText, frozenset[int]],
 ) -> list[SearchRow]:
     """Blocking: the rows that match ``key``, in UID order."""
-    matcher = Matcher(key, context)
+    matcher = Matcher(key, context, text_hits)
     found: list[SearchRow] = []
     for row in rows:
         if context.seq_of(row.uid) is None:
@@ -59,7 +73,25 @@ async def search(session: Session, command: p.Search) -> Done:
     with_modseq = uses_modseq(command.criteria)
     if with_modseq:
         session.enabled.add("CONDSTORE")
-    rows = await session.store.read(lambda s: search_rows(s, folder_id))
+    keys = list(dict.fromkeys(text_keys(command.criteria)))
+    if any(len(key.value.encode("utf-8")) > MAX_SEARCH_KEY for key in keys):
+        raise BadCommand("Search key too long", "TOOBIG")
+
+    def load(s: DBSession) -> tuple[list[SearchRow], dict[p.SearchText, frozenset[int]]]:
+        hits = {
+            key: frozenset(
+                matching_uids(
+                    s,
+                    folder_id,
+                    fold_query(key.value),
+                    TextField.BODY if key.body_only else TextField.TEXT,
+                )
+            )
+            for key in keys
+        }
+        return search_rows(s, folder_id), hits
+
+    rows, hits = await session.store.read(load)
     context = SearchContext(
         seq_of=selected.seq_of,
         exists=selected.exists,
@@ -69,7 +101,7 @@ async def search(session: Session, command: p.Search) -> Done:
     # The view does not change while this runs: one command at a time, and updates are
     # applied only by this session's own flush.
     found = await session.store.offload(
-        run_search, session.store, folder_id, rows, command.criteria, context
+        run_search, session.store, folder_id, rows, command.criteria, context, hits
     )
     numbers = [row.uid if command.uid else (selected.seq_of(row.uid) or 0) for row in found]
     highest = max((row.modseq for row in found), default=0)
