@@ -92,7 +92,7 @@ class ServerProcess:
 
 def start_server(config: Path, **env: str) -> ServerProcess:
     """`govmail serve` on ephemeral ports; returns once its "listening" line is logged."""
-    environment = govmail_env(**EPHEMERAL, GOVMAIL_SERVER__LOG_LEVEL="INFO", **env)
+    environment = govmail_env(**{**EPHEMERAL, "GOVMAIL_SERVER__LOG_LEVEL": "INFO", **env})
     process = subprocess.Popen(
         [sys.executable, "-m", "mailserver", "serve", "--config", str(config)],
         stdin=subprocess.DEVNULL,

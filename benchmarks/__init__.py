@@ -1,0 +1,1 @@
+"""Load tools and side-by-side comparisons with Postfix and Dovecot."""

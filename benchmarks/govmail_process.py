@@ -1,0 +1,75 @@
+"""A govmail instance for benchmarks: provisioned in-process, served by a real `govmail serve`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mailserver.config import load_config
+from mailserver.init_instance import initialise_instance
+from mailserver.instance import open_instance
+from storage.accounts import create_mailbox
+from tests.support.process import ServerProcess, start_server
+
+DELIVERY_CONCURRENCY = 256
+
+
+def argon2_env(argon2: dict[str, int]) -> dict[str, str]:
+    return {
+        "GOVMAIL_AUTH__ARGON2_TIME_COST": str(argon2["time_cost"]),
+        "GOVMAIL_AUTH__ARGON2_MEMORY_KIB": str(argon2["memory_kib"]),
+    }
+
+
+def provision(
+    base: Path,
+    domain: str,
+    users: dict[str, list[bytes]],
+    password: str,
+    argon2: dict[str, int],
+) -> Path:
+    """Init an instance under ``base``, create ``users`` and deliver their messages."""
+    result = initialise_instance(base / "data", domain)
+    config = load_config(result.config_path)
+    config.auth.argon2_time_cost = argon2["time_cost"]
+    config.auth.argon2_memory_kib = argon2["memory_kib"]
+    instance = open_instance(config)
+
+    async def fill() -> None:
+        store = instance.store
+        await store.start()
+        semaphore = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+        try:
+            for address, messages in users.items():
+                password_hash = instance.passwords.hash(password)
+
+                def create(
+                    session: object, address: str = address, hashed: str = password_hash
+                ) -> int:
+                    mailbox = create_mailbox(session, "bench", address, hashed, 50 * 1024**3)  # type: ignore[arg-type]
+                    assert mailbox.id is not None
+                    return mailbox.id
+
+                mailbox_id = await store.write(create)
+
+                async def deliver_one(raw: bytes, target: int = mailbox_id) -> None:
+                    async with semaphore:
+                        await store.deliver(raw, [(target, "INBOX")])
+
+                await asyncio.gather(*(deliver_one(raw) for raw in messages))
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    return result.config_path
+
+
+@contextmanager
+def started_server(config: Path, argon2: dict[str, int]) -> Iterator[ServerProcess]:
+    server = start_server(config, **argon2_env(argon2))
+    try:
+        yield server
+    finally:
+        server.terminate()

@@ -1,0 +1,1 @@
+"""Reference servers (Dovecot, Postfix) run on loopback for like-with-like comparisons."""
