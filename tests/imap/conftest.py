@@ -1,0 +1,27 @@
+"""IMAP test fixtures: a server with tight limits (SQLite only: the limits are not storage's)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.harness import LiveServer, start_live_server, test_config
+
+
+@pytest.fixture
+async def tight_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    """Autologout after 0.5 s, 2 connections per IP, 1 KiB lines, fast failed-login delay."""
+    config = test_config(
+        tmp_path / "data",
+        f"sqlite:///{tmp_path / 'govmail.sqlite3'}",
+        imap={"autologout_seconds": 0.5, "max_connections_per_ip": 2, "max_line_length": 1024},
+        auth={"failed_login_delay_seconds": 0.01, "max_failed_logins": 4},
+    )
+    server = await start_live_server(config)
+    await server.add_domain()
+    try:
+        yield server
+    finally:
+        await server.running.stop(grace=1.0)
