@@ -15,6 +15,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mailserver.filter_config import (
+    ClamdSection,
+    DKIMSection,
+    DNSSection,
+    FiltersSection,
+    SpamdSection,
+)
+
 DEFAULT_CONFIG_NAME = "govmail.toml"
 
 
@@ -177,6 +185,11 @@ class GovmailConfig(BaseSettings):
     queue: QueueSection = Field(default_factory=QueueSection)
     routing: RoutingSection = Field(default_factory=RoutingSection)
     admin_api: AdminAPISection = Field(default_factory=AdminAPISection)
+    filters: FiltersSection = Field(default_factory=FiltersSection)
+    dns: DNSSection = Field(default_factory=DNSSection)
+    dkim: DKIMSection = Field(default_factory=DKIMSection)
+    spamd: SpamdSection = Field(default_factory=SpamdSection)
+    clamd: ClamdSection = Field(default_factory=ClamdSection)
 
     config_path: Path | None = Field(default=None, exclude=True)
 
@@ -216,6 +229,10 @@ class GovmailConfig(BaseSettings):
     @property
     def key_file(self) -> Path:
         return self.in_data_dir(self.tls.key_file)
+
+    @property
+    def dkim_key_dir(self) -> Path:
+        return self.in_data_dir(self.dkim.key_dir)
 
 
 class ConfigError(Exception):
