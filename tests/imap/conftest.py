@@ -25,3 +25,19 @@ async def tight_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
         yield server
     finally:
         await server.running.stop(grace=1.0)
+
+
+@pytest.fixture
+async def bulk_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    """SQLite without fsync: for tests that load thousands of messages, not for durability."""
+    config = test_config(
+        tmp_path / "data",
+        f"sqlite:///{tmp_path / 'govmail.sqlite3'}",
+        storage={"fsync": False},
+    )
+    server = await start_live_server(config)
+    await server.add_domain()
+    try:
+        yield server
+    finally:
+        await server.running.stop(grace=1.0)

@@ -88,9 +88,10 @@ async def test_imapclient_folders_search_and_flags(live_server: LiveServer) -> N
     assert isinstance(flags, dict)
     assert set(flags[1]) == {b"\\Seen", b"$Forwarded"}
     assert out["status"] == {b"MESSAGES": 1, b"UNSEEN": 0}
-    _roots, quotas = out["quota"]  # type: ignore[misc]
-    assert quotas[0].resource == "STORAGE"
-    assert quotas[0].limit == 100 * 1024
+    quota = out["quota"]
+    assert isinstance(quota, tuple)
+    assert quota[1][0].resource == "STORAGE"
+    assert quota[1][0].limit == 100 * 1024
     namespace = out["namespace"]
     assert namespace.personal == (("", "/"),)  # type: ignore[attr-defined]
 
