@@ -18,44 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
-from aiosmtpd.smtp import SMTP
 
 from admin_api.app import create_app
 from mailserver.config import GovmailConfig, parse_listen
 from mailserver.connections import ConnectionTracker
+from mailserver.delivery.routing import DNSMXResolver, Router
+from mailserver.delivery.runner import QueueRunner
 from mailserver.imap.server import IMAPService
 from mailserver.instance import Instance, open_instance
-from mailserver.smtp.mx import LocalDeliveryHandler
-from mailserver.smtp.submission import SubmissionHandler
+from mailserver.smtp.mx import MXPolicy
+from mailserver.smtp.protocol import GovmailSMTP, Listener, SMTPPolicy
+from mailserver.smtp.submission import SubmissionPolicy
 from mailserver.tls import ensure_self_signed_cert, server_ssl_context
 
 log = logging.getLogger("govmail")
-
-
-class TrackedSMTP(SMTP):
-    """aiosmtpd's SMTP session, counted per listener and limited per client IP."""
-
-    def __init__(self, handler: Any, tracker: ConnectionTracker, max_per_ip: int, **kw: Any):
-        super().__init__(handler, **kw)
-        self._tracker = tracker
-        self._max_per_ip = max_per_ip
-        self._refused = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        count = self._tracker.opened(transport)
-        if count > self._max_per_ip:
-            self._refused = True
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(b"421 4.7.0 Too many connections from your address\r\n")
-            transport.close()
-            return
-        super().connection_made(transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is not None:
-            self._tracker.closed(self.transport)
-        if not self._refused:
-            super().connection_lost(exc)
 
 
 class _QuietUvicorn(uvicorn.Server):
@@ -74,6 +50,7 @@ class RunningServer:
     servers: list[asyncio.Server] = field(default_factory=list)
     trackers: list[ConnectionTracker] = field(default_factory=list)
     imap: IMAPService | None = None
+    queue: QueueRunner | None = None
     api: _QuietUvicorn | None = None
     api_task: asyncio.Task[None] | None = None
     bound: dict[str, str] = field(default_factory=dict)
@@ -91,21 +68,24 @@ class RunningServer:
         if self.api_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.api_task, grace)
+        if self.queue is not None:
+            await self.queue.stop()
         await self.instance.store.close()
         log.info("event=stopped aborted_connections=%d", aborted)
 
 
 def _smtp_factory(
     config: GovmailConfig,
-    handler: LocalDeliveryHandler,
+    policy: SMTPPolicy,
     tracker: ConnectionTracker,
     **kw: Any,
-) -> Callable[[], SMTP]:
-    def factory() -> SMTP:
-        return TrackedSMTP(
-            handler,
-            tracker,
-            config.smtp.max_connections_per_ip,
+) -> Callable[[], GovmailSMTP]:
+    listener = Listener(tracker, config.smtp.max_connections_per_ip)
+
+    def factory() -> GovmailSMTP:
+        return GovmailSMTP(
+            policy,
+            listener,
             hostname=config.server.hostname,
             ident="govmail ESMTP",
             data_size_limit=config.smtp.max_message_size,
@@ -129,13 +109,17 @@ async def start_servers(config: GovmailConfig) -> RunningServer:
     tls = server_ssl_context(config.cert_file, config.key_file)
     loop = asyncio.get_running_loop()
     try:
-        handler = LocalDeliveryHandler(
-            instance.store, config.server.hostname, config.smtp.max_recipients
+        router = Router(
+            config.routing.routes,
+            DNSMXResolver(config.routing.dns_timeout_seconds),
+            mx_port=config.routing.mx_port,
         )
-        submission = SubmissionHandler(instance)
-        smtp_listeners: list[
-            tuple[str, str, LocalDeliveryHandler, dict[str, Any], ssl.SSLContext | None]
-        ] = [
+        queue = QueueRunner(instance.store, config, router)
+        running.queue = queue
+        queue.start()
+        handler = MXPolicy(instance, queue.wake)
+        submission = SubmissionPolicy(instance, queue.wake)
+        smtp_listeners: list[tuple[str, str, SMTPPolicy, dict[str, Any], ssl.SSLContext | None]] = [
             ("smtp_mx", config.smtp.mx_listen, handler, {"tls_context": tls}, None),
             (
                 "smtp_submission",

@@ -1,142 +1,239 @@
-"""The MX listener's policy: which recipients are ours, and durable local delivery of DATA.
+"""The MX listener's policy: which recipients are ours, and durable delivery of DATA.
 
-aiosmtpd owns the SMTP grammar; this handler owns the decisions (aiosmtpd's hook model): RCPT
-accepts only addresses of local domains that exist, and DATA answers 250 only once the message
-is committed to every recipient's INBOX.
+aiosmtpd (through ``smtp.protocol.GovmailSMTP``) owns the grammar; this policy owns the
+decisions. RCPT accepts only addresses of local domains that resolve (mailbox, alias, group with
+its send policy, ``+tag``); anything else is ``550 5.7.1`` (not ours: no relaying) or
+``550 5.1.1`` (unknown). DATA runs the inbound filter pipeline, then answers 250 only once the
+message is committed to every local recipient's folder and queued for any forwarding targets,
+in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlmodel import Session as DBSession
+from sqlmodel import col, select
 
-from mailserver.smtp.trace import new_queue_id, protocol_name, received_header
-from storage.accounts import find_domain, find_mailbox, normalise_address
+from filters.pipeline import Action, Direction, MessageContext, Pipeline
+from mailserver.delivery.dispatch import Delivery, QueueOptions, store_and_queue
+from mailserver.delivery.queue import OutboundRecipient
+from mailserver.instance import Instance
+from mailserver.smtp.address import ParsedPath, normalise_domain
+from mailserver.smtp.esmtp import RcptParams
+from mailserver.smtp.protocol import AcceptedRecipient, GovmailEnvelope, GovmailSMTP
+from mailserver.smtp.trace import protocol_name, received_header
 from storage.mailbox_ops import INBOX
-from storage.models import MailboxState
-from storage.store import MailStore
+from storage.models import Domain
+from storage.recipients import Expansion, Refusal, Sender, is_local_domain, resolve_local
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class LocalRecipient:
-    address: str
-    mailbox_id: int
-
-
-@dataclass(frozen=True)
-class RecipientVerdict:
-    reply: str
-    recipient: LocalRecipient | None = None
-
-
-def resolve_recipient(session: DBSession, address: str) -> RecipientVerdict:
-    """Decide RCPT for ``address``: accepted local mailbox, or the reply refusing it."""
-    try:
-        normalised = normalise_address(address)
-    except ValueError:
-        return RecipientVerdict("501 5.1.3 Bad recipient address syntax")
-    domain = normalised.partition("@")[2]
-    if find_domain(session, domain) is None:
-        return RecipientVerdict("550 5.7.1 Relaying denied: not a local domain")
-    mailbox = find_mailbox(session, normalised)
-    if mailbox is None or mailbox.id is None:
-        return RecipientVerdict("550 5.1.1 Recipient address rejected: user unknown")
-    if mailbox.state == MailboxState.DISABLED:
-        return RecipientVerdict("550 5.2.1 Mailbox disabled, not accepting messages")
-    if mailbox.used_bytes >= mailbox.quota_bytes:
-        return RecipientVerdict("452 4.2.2 Mailbox full, try again later")
-    # A locked mailbox still receives mail (only its logins are refused).
-    return RecipientVerdict("250 2.1.5 OK", LocalRecipient(normalised, mailbox.id))
+JUNK = "Junk"
+REFUSAL_REPLIES = {
+    Refusal.UNKNOWN: "550 5.1.1 Recipient address rejected: user unknown",
+    Refusal.DISABLED: "550 5.2.1 Mailbox disabled, not accepting messages",
+    Refusal.OVER_QUOTA: "452 4.2.2 Mailbox full, try again later",
+    Refusal.GROUP_POLICY: "550 5.7.1 Sender not allowed to write to this group",
+    Refusal.LOOP: "550 5.4.6 Alias or group expansion loop",
+}
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+STORE_FAILED = "451 4.3.0 Temporary failure storing the message, try again later"
 
 
-@dataclass
-class TransactionState:
-    queue_id: str = field(default_factory=new_queue_id)
-    recipients: list[LocalRecipient] = field(default_factory=list)
+def peer_ip(session: Session) -> str:
+    return session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
 
 
-class LocalDeliveryHandler:
-    """aiosmtpd handler for mail to local mailboxes."""
+def recipient_address(path: ParsedPath) -> str:
+    """``local@a-label-domain``, lower-case (our addresses are stored so)."""
+    return f"{path.local_part.lower()}@{normalise_domain(path.domain)}"
 
-    def __init__(self, store: MailStore, hostname: str, max_recipients: int) -> None:
-        self.store = store
-        self.hostname = hostname
-        self.max_recipients = max_recipients
 
-    @staticmethod
-    def _state(envelope: Envelope) -> TransactionState:
-        state: TransactionState | None = getattr(envelope, "govmail", None)
-        if state is None:
-            state = TransactionState()
-            envelope.govmail = state  # type: ignore[attr-defined]
-        return state
+def _postmaster_domain(session: DBSession) -> str | None:
+    """Where a bare ``<Postmaster>`` (RFC 5321 4.1.1.3) goes: the first local domain."""
+    return session.exec(select(Domain.name).order_by(col(Domain.id))).first()
 
-    async def handle_RCPT(
+
+class MXPolicy:
+    """Mail from other servers to local recipients."""
+
+    offers_auth = False
+    direction = Direction.INBOUND
+
+    def __init__(self, instance: Instance, wake_queue: Callable[[], None] = lambda: None) -> None:
+        self.instance = instance
+        self.store = instance.store
+        self.config = instance.config
+        self.wake_queue = wake_queue
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.instance.inbound_pipeline
+
+    # ------------------------------------------------------------ MAIL, RCPT
+
+    async def check_sender(
+        self, server: GovmailSMTP, session: Session, envelope: GovmailEnvelope
+    ) -> str | None:
+        return None
+
+    def sender_of(self, session: Session, envelope: GovmailEnvelope) -> Sender:
+        path = envelope.sender_path
+        return Sender(path.mailbox().lower() if path is not None else "")
+
+    async def check_recipient(
         self,
-        server: SMTP,
+        server: GovmailSMTP,
         session: Session,
-        envelope: Envelope,
-        address: str,
-        rcpt_options: list[str],
-    ) -> str:
-        state = self._state(envelope)
-        if len(state.recipients) >= self.max_recipients:
-            return "452 4.5.3 Too many recipients"
-        verdict = await self.store.read(lambda db: resolve_recipient(db, address))
-        if verdict.recipient is not None:
-            if verdict.recipient not in state.recipients:
-                state.recipients.append(verdict.recipient)
-            envelope.rcpt_tos.append(address)
-            envelope.rcpt_options.extend(rcpt_options)
-        log.info(
-            "event=rcpt session=%s queue_id=%s rcpt=%s reply=%r",
-            id(session),
-            state.queue_id,
-            address,
-            verdict.reply[:3],
+        envelope: GovmailEnvelope,
+        path: ParsedPath,
+        params: RcptParams,
+    ) -> tuple[str, AcceptedRecipient | None]:
+        if len(envelope.accepted) >= self.config.smtp.max_recipients:
+            return TOO_MANY_RECIPIENTS, None
+        sender = self.sender_of(session, envelope)
+        suffixes = tuple(self.config.smtp.government_domain_suffixes) + tuple(
+            r.domain for r in self.config.routing.routes
         )
-        return verdict.reply
+
+        def decide(db: DBSession) -> tuple[str, AcceptedRecipient | None]:
+            if not path.domain:
+                domain = _postmaster_domain(db)
+                if domain is None:
+                    return REFUSAL_REPLIES[Refusal.UNKNOWN], None
+                address = f"postmaster@{domain}"
+            else:
+                try:
+                    address = recipient_address(path)
+                except ValueError:
+                    return "501 5.1.3 Bad recipient address syntax", None
+            if not is_local_domain(db, address.rpartition("@")[2]):
+                return self.remote_recipient(path, address, params)
+            result = resolve_local(db, address, sender, suffixes)
+            if isinstance(result, Refusal):
+                return REFUSAL_REPLIES[result], None
+            if result.dropped:
+                log.info("event=forward_dropped rcpt=%s targets=%s", address, result.dropped)
+            return "250 2.1.5 OK", _accepted(path, address, params, result)
+
+        reply, accepted = await self.store.read(decide)
+        log.info("event=rcpt queue_id=%s rcpt=%s reply=%r", envelope.queue_id, path, reply[:9])
+        return reply, accepted
+
+    def remote_recipient(
+        self, path: ParsedPath, address: str, params: RcptParams
+    ) -> tuple[str, AcceptedRecipient | None]:
+        """MX relays for nobody (RFC 5321 3.6.2 open relays are exactly what we must not be)."""
+        return "550 5.7.1 Relaying denied: not a local domain", None
+
+    # ------------------------------------------------------------ DATA
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        state = self._state(envelope)
-        if not state.recipients:
+        assert isinstance(envelope, GovmailEnvelope) and isinstance(server, GovmailSMTP)
+        if not envelope.accepted:
             return "554 5.5.1 No valid recipients"
-        content = envelope.original_content or b""
-        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
-        trace = received_header(
+        content = await self.prepare(server, session, envelope, envelope.original_content or b"")
+        if isinstance(content, str):
+            return content
+        context = self.context(server, session, envelope)
+        result = await self.pipeline.run(
+            self.received(server, session, envelope) + content, context
+        )
+        if result.action in (Action.REJECT, Action.TEMPFAIL):
+            default = "550 5.7.1 Message refused" if result.action is Action.REJECT else None
+            return result.reply or default or "451 4.7.1 Try again later"
+        delivery = self.delivery(envelope)
+        if result.action is Action.JUNK:
+            delivery = self.junk(delivery)
+        return await self.commit(session, envelope, result.message, delivery)
+
+    async def prepare(
+        self, server: GovmailSMTP, session: Session, envelope: GovmailEnvelope, content: bytes
+    ) -> bytes | str:
+        """The message as it enters the pipeline, or the reply refusing it."""
+        return content
+
+    def junk(self, delivery: Delivery) -> Delivery:
+        return delivery.in_folder(JUNK)
+
+    def context(
+        self, server: GovmailSMTP, session: Session, envelope: GovmailEnvelope
+    ) -> MessageContext:
+        user = getattr(session.auth_data, "address", None)
+        return MessageContext(
+            direction=self.direction,
+            peer_ip=peer_ip(session),
+            helo=session.host_name or "",
+            mail_from=envelope.sender_path.mailbox() if envelope.sender_path else "",
+            recipients=tuple(a.address for a in envelope.accepted),
+            authenticated_user=user if isinstance(user, str) else None,
+            tls=server.uses_tls(),
+            queue_id=envelope.queue_id,
+        )
+
+    def received(self, server: GovmailSMTP, session: Session, envelope: GovmailEnvelope) -> bytes:
+        recipients = envelope.accepted
+        return received_header(
             helo=session.host_name,
-            peer_ip=peer,
-            by_host=self.hostname,
+            peer_ip=peer_ip(session),
+            by_host=self.config.server.hostname,
             protocol=protocol_name(
                 esmtp=bool(session.extended_smtp),
-                tls=session.ssl is not None,
+                tls=server.uses_tls(),
                 authenticated=bool(session.authenticated),
                 utf8=bool(envelope.smtp_utf8),
             ),
-            queue_id=state.queue_id,
-            recipient=state.recipients[0].address if len(state.recipients) == 1 else None,
+            queue_id=envelope.queue_id,
+            recipient=recipients[0].address if len(recipients) == 1 else None,
             when=datetime.now(UTC),
         )
-        targets = [(r.mailbox_id, INBOX) for r in state.recipients]
-        try:
-            await self.store.deliver(trace + content, targets)
-        except Exception:
-            log.exception("event=delivery_failed queue_id=%s", state.queue_id)
-            return "451 4.3.0 Temporary failure storing the message, try again later"
-        log.info(
-            "event=delivered queue_id=%s recipients=%d size=%d",
-            state.queue_id,
-            len(targets),
-            len(content),
+
+    def delivery(self, envelope: GovmailEnvelope) -> Delivery:
+        delivery = Delivery()
+        for accepted in envelope.accepted:
+            for mailbox_id in accepted.local_mailboxes:
+                delivery.add_local(mailbox_id, INBOX)
+            for address in accepted.remote:
+                notify = ",".join(accepted.params.notify) or None
+                delivery.add_remote(OutboundRecipient(address, notify, accepted.params.orcpt))
+        return delivery
+
+    def queue_options(self, session: Session, envelope: GovmailEnvelope) -> QueueOptions:
+        sender = envelope.sender_path.mailbox() if envelope.sender_path else ""
+        return QueueOptions(
+            sender=sender,
+            now=datetime.now(UTC),
+            lifetime=timedelta(seconds=self.config.queue.lifetime_seconds),
+            source="forward",
+            envid=envelope.sender_params.envid,
+            ret=envelope.sender_params.ret,
         )
-        return f"250 2.0.0 OK queued as {state.queue_id}"
+
+    async def commit(
+        self, session: Session, envelope: GovmailEnvelope, message: bytes, delivery: Delivery
+    ) -> str:
+        try:
+            entry_id = await store_and_queue(
+                self.store, message, delivery, self.queue_options(session, envelope)
+            )
+        except Exception:
+            log.exception("event=delivery_failed queue_id=%s", envelope.queue_id)
+            return STORE_FAILED
+        if entry_id is not None:
+            self.wake_queue()
+        log.info(
+            "event=accepted queue_id=%s local=%d remote=%d size=%d queue_entry=%s",
+            envelope.queue_id,
+            len(delivery.local),
+            len(delivery.remote),
+            len(message),
+            entry_id,
+        )
+        return f"250 2.0.0 OK queued as {envelope.queue_id}"
 
     async def handle_exception(self, error: Exception) -> str:
         # Never leak internals to the peer (aiosmtpd's default names the exception).
@@ -144,18 +241,13 @@ class LocalDeliveryHandler:
         return "421 4.3.0 Internal error, closing connection"
 
 
-def mx_protocol_factory(
-    handler: LocalDeliveryHandler, hostname: str, data_size_limit: int, timeout: float
-) -> Any:
-    def factory() -> SMTP:
-        return SMTP(
-            handler,
-            hostname=hostname,
-            ident="govmail ESMTP",
-            data_size_limit=data_size_limit,
-            enable_SMTPUTF8=True,
-            decode_data=False,
-            timeout=timeout,
-        )
-
-    return factory
+def _accepted(
+    path: ParsedPath, address: str, params: RcptParams, expansion: Expansion
+) -> AcceptedRecipient:
+    return AcceptedRecipient(
+        path=path,
+        address=address,
+        params=params,
+        local_mailboxes=tuple(expansion.mailbox_ids),
+        remote=tuple(expansion.remote),
+    )

@@ -1,0 +1,133 @@
+"""One accepted message, stored for its local recipients and queued for the remote ones in ONE
+transaction: the SMTP 250 (or a DSN's creation) happens after that single durable commit, so a
+crash either loses nothing that was acknowledged or keeps nothing that was not.
+
+Also resolves the recipients of messages the server writes itself (DSNs, admin alerts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from mailserver.delivery.queue import OutboundRecipient, enqueue
+from storage.accounts import find_mailbox
+from storage.blobs import StoredBlob
+from storage.mailbox_ops import INBOX, FolderNotFound, append_message, get_folder
+from storage.message_index import IndexedMessage
+from storage.recipients import Expansion, Refusal, Sender, is_local_domain, resolve_local
+from storage.store import MailStore
+
+
+@dataclass
+class Delivery:
+    """Where one message goes: (mailbox, folder) pairs here, and outside recipients."""
+
+    local: list[tuple[int, str]] = field(default_factory=list)
+    remote: list[OutboundRecipient] = field(default_factory=list)
+
+    def add_local(self, mailbox_id: int, folder: str = INBOX) -> None:
+        # Each mailbox once, whatever the number of addresses that led to it.
+        if all(existing != mailbox_id for existing, _ in self.local):
+            self.local.append((mailbox_id, folder))
+
+    def add_remote(self, recipient: OutboundRecipient) -> None:
+        if all(r.address != recipient.address for r in self.remote):
+            self.remote.append(recipient)
+
+    def add_expansion(self, expansion: Expansion, folder: str = INBOX) -> None:
+        for mailbox_id in expansion.mailbox_ids:
+            self.add_local(mailbox_id, folder)
+        for address in expansion.remote:
+            self.add_remote(OutboundRecipient(address))
+
+    def in_folder(self, folder: str) -> Delivery:
+        """The same recipients with local copies filed in ``folder`` (Junk)."""
+        return Delivery([(m, folder) for m, _ in self.local], list(self.remote))
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """How remote recipients are queued."""
+
+    sender: str
+    now: datetime
+    lifetime: timedelta
+    authenticated_user: str | None = None
+    source: str = "submission"
+    envid: str | None = None
+    ret: str | None = None
+
+
+def apply_delivery(
+    session: Session,
+    blob: StoredBlob,
+    indexed: IndexedMessage,
+    delivery: Delivery,
+    options: QueueOptions,
+) -> int | None:
+    """Inside a write job: append the local copies, queue the remote part. Returns the queue
+    entry id, if any. Quota was judged at RCPT, so it is not enforced again here."""
+    for mailbox_id, folder_name in delivery.local:
+        try:
+            folder = get_folder(session, mailbox_id, folder_name)
+        except FolderNotFound:
+            folder = get_folder(session, mailbox_id, INBOX)  # a deleted Junk folder
+        append_message(session, folder, blob, indexed, enforce_quota=False)
+    if not delivery.remote:
+        return None
+    return enqueue(
+        session,
+        blob=blob,
+        sender=options.sender,
+        recipients=delivery.remote,
+        now=options.now,
+        lifetime=options.lifetime,
+        authenticated_user=options.authenticated_user,
+        source=options.source,
+        envid=options.envid,
+        ret=options.ret,
+    )
+
+
+async def store_and_queue(
+    store: MailStore,
+    raw: bytes,
+    delivery: Delivery,
+    options: QueueOptions,
+    also: Callable[[Session], None] | None = None,
+) -> int | None:
+    """Write the bytes durably, then one commit for every copy and the queue entry (and
+    ``also``, run in the same transaction). Returns only after that commit."""
+    blob, indexed = await store.store_blob(raw)
+
+    def job(session: Session) -> int | None:
+        entry_id = apply_delivery(session, blob, indexed, delivery, options)
+        if also is not None:
+            also(session)
+        return entry_id
+
+    return await store.write(job)
+
+
+def resolve_generated(session: Session, addresses: Sequence[str]) -> Delivery:
+    """Recipients of a message the server writes (DSN, alert): local ones resolved as any
+    sender's would be, without quota refusal; others go to the queue."""
+    delivery = Delivery()
+    for address in addresses:
+        address = address.lower()
+        domain = address.rpartition("@")[2]
+        if not is_local_domain(session, domain):
+            delivery.add_remote(OutboundRecipient(address, notify="NEVER"))
+            continue
+        result = resolve_local(session, address, Sender(""))
+        if isinstance(result, Expansion):
+            delivery.add_expansion(result)
+        elif result is Refusal.OVER_QUOTA:
+            mailbox = find_mailbox(session, address)
+            if mailbox is not None and mailbox.id is not None:
+                delivery.add_local(mailbox.id)
+    return delivery

@@ -1,0 +1,273 @@
+"""govmail's SMTP session: aiosmtpd's command loop with our own envelope grammar and extensions.
+
+aiosmtpd parses addresses with the RFC 5322 header parser, which accepts relaying tricks and
+refuses DSN parameters. Here MAIL and RCPT use ``smtp.address.parse_path`` (strict RFC 5321 and
+6531) and ``smtp.esmtp`` (SIZE, BODY, SMTPUTF8, AUTH, RET/ENVID, NOTIFY/ORCPT), EHLO advertises
+PIPELINING (RFC 2920: the command loop already reads commands one by one from a buffered stream),
+ENHANCEDSTATUSCODES (every reply then carries an RFC 3463 code, added in ``push`` when aiosmtpd's
+own replies lack one) and DSN. Decisions stay with the policy object (MX or submission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailserver.connections import ConnectionTracker
+from mailserver.smtp.address import (
+    AddressError,
+    ParsedPath,
+    RelayDenied,
+    parse_path,
+    relay_trick,
+)
+from mailserver.smtp.esmtp import (
+    MailParams,
+    ParamError,
+    RcptParams,
+    parse_mail_params,
+    parse_rcpt_params,
+    split_path,
+    with_enhanced_code,
+)
+from mailserver.smtp.trace import new_queue_id
+
+log = logging.getLogger(__name__)
+
+# RFC 3461 5: MAIL grows by 100 octets (ENVID, RET), RCPT by 500 (ORCPT, NOTIFY).
+MAIL_LINE_LIMIT = 512 + 26 + 10 + 100 + 32
+RCPT_LINE_LIMIT = 512 + 500 + 32
+
+
+@dataclass(frozen=True)
+class AcceptedRecipient:
+    """A recipient that got 250 at RCPT, with what it resolved to."""
+
+    path: ParsedPath
+    address: str  # normalised local@a-label
+    params: RcptParams
+    local_mailboxes: tuple[int, ...] = ()
+    remote: tuple[str, ...] = ()  # outside addresses (itself, or forwards)
+
+
+class GovmailEnvelope(Envelope):
+    """One transaction (MAIL to the end of DATA or RSET)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue_id = new_queue_id()
+        self.sender_path: ParsedPath | None = None
+        self.sender_params = MailParams()
+        self.accepted: list[AcceptedRecipient] = []
+
+
+class SMTPPolicy(Protocol):
+    """What the session asks of its listener's policy (MX or submission)."""
+
+    offers_auth: bool
+
+    async def check_sender(
+        self, server: GovmailSMTP, session: Session, envelope: GovmailEnvelope
+    ) -> str | None:
+        """None to accept MAIL FROM, else the reply refusing it."""
+        ...
+
+    async def check_recipient(
+        self,
+        server: GovmailSMTP,
+        session: Session,
+        envelope: GovmailEnvelope,
+        path: ParsedPath,
+        params: RcptParams,
+    ) -> tuple[str, AcceptedRecipient | None]:
+        """The RCPT reply, and the accepted recipient when it is 2xx."""
+        ...
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str: ...
+
+
+@dataclass
+class Listener:
+    """Per-listener settings shared by its sessions."""
+
+    tracker: ConnectionTracker
+    max_per_ip: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class GovmailSMTP(SMTP):
+    """An SMTP session of one of our listeners; counted and limited per client IP."""
+
+    def __init__(self, policy: SMTPPolicy, listener: Listener, **kw: Any) -> None:
+        super().__init__(policy, **kw)
+        self.policy = policy
+        self._listener = listener
+        self._refused = False
+        self._in_ehlo = False
+        self.command_size_limits = collections.defaultdict(
+            lambda: SMTP.command_size_limit, {"MAIL": MAIL_LINE_LIMIT, "RCPT": RCPT_LINE_LIMIT}
+        )
+        if not policy.offers_auth:
+            self._auth_methods = {}
+
+    # ------------------------------------------------------------ connection limits
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        count = self._listener.tracker.opened(transport)
+        if count > self._listener.max_per_ip:
+            self._refused = True
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(b"421 4.7.0 Too many connections from your address\r\n")
+            transport.close()
+            return
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self._listener.tracker.closed(self.transport)
+        if not self._refused:
+            super().connection_lost(exc)
+
+    def _create_envelope(self) -> GovmailEnvelope:
+        return GovmailEnvelope()
+
+    # Methods, not properties: aiosmtpd's inspect.getmembers() would evaluate properties.
+    def transaction(self) -> GovmailEnvelope:
+        assert isinstance(self.envelope, GovmailEnvelope)
+        return self.envelope
+
+    def uses_tls(self) -> bool:
+        return self._tls_protocol is not None or (
+            self.transport is not None and self.transport.get_extra_info("sslcontext") is not None
+        )
+
+    def _timeout_cb(self) -> None:
+        # RFC 5321 4.5.3.2: say why before closing an idle connection.
+        if self.transport is not None and not self.transport.is_closing():
+            assert isinstance(self.transport, asyncio.WriteTransport)
+            self.transport.write(b"421 4.4.2 Timeout waiting for a command, closing\r\n")
+        super()._timeout_cb()
+
+    # ------------------------------------------------------------ replies
+
+    async def push(self, status: str) -> None:  # type: ignore[override]
+        # RFC 2034 3: every reply but the greeting and the EHLO/HELO answer carries a code.
+        session = self.session
+        if isinstance(status, str) and not self._in_ehlo and session and session.extended_smtp:
+            status = with_enhanced_code(status)
+        await super().push(status)
+
+    # ------------------------------------------------------------ commands
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if not hostname:
+            await self.push("501 5.5.4 Syntax: EHLO hostname")
+            return
+        self._set_rset_state()
+        assert self.session is not None
+        self.session.extended_smtp = True
+        self.session.host_name = hostname
+        lines = [self.hostname]
+        if self.data_size_limit:
+            lines.append(f"SIZE {self.data_size_limit}")
+        lines += ["8BITMIME", "SMTPUTF8", "PIPELINING", "ENHANCEDSTATUSCODES", "DSN"]
+        if self.tls_context and not self._tls_protocol:
+            lines.append("STARTTLS")
+        if self._auth_methods and (not self._auth_require_tls or self._tls_protocol):
+            lines.append("AUTH " + " ".join(sorted(self._auth_methods)))
+        self._in_ehlo = True
+        try:
+            for index, line in enumerate(lines):
+                last = index == len(lines) - 1
+                await self.push(f"250{' ' if last else '-'}{line}")
+        finally:
+            self._in_ehlo = False
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._in_ehlo = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._in_ehlo = False
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        if not self._auth_methods:
+            await self.push("503 5.5.1 AUTH not available on this port")
+            return
+        await super().smtp_AUTH(arg)
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("MAIL"):
+            return
+        envelope = self.transaction()
+        if envelope.sender_path is not None:
+            await self.push("503 5.5.1 Error: nested MAIL command")
+            return
+        text = self._strip_command_keyword("FROM:", arg or "")
+        if not text:
+            await self.push("501 5.5.4 Syntax: MAIL FROM:<address> [parameters]")
+            return
+        try:
+            path_text, words = split_path(text)
+            assert self.session is not None
+            if words and not self.session.extended_smtp:
+                raise ParamError("501 5.5.4 Parameters need EHLO")
+            params = parse_mail_params(words, self.data_size_limit or 0, self.enable_SMTPUTF8)
+            path = parse_path(path_text, params.smtputf8, sender=True)
+        except (ParamError, AddressError) as exc:
+            await self.push(exc.reply)
+            return
+        envelope.sender_path = path
+        envelope.sender_params = params
+        refusal = await self.policy.check_sender(self, self.session, envelope)
+        if refusal is not None:
+            envelope.sender_path = None
+            await self.push(refusal)
+            return
+        envelope.mail_from = path.mailbox() or "<>"
+        envelope.smtp_utf8 = params.smtputf8
+        envelope.mail_options.extend(words)
+        await self.push("250 2.1.0 OK")
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("RCPT"):
+            return
+        envelope = self.transaction()
+        if envelope.sender_path is None:
+            await self.push("503 5.5.1 Error: need MAIL command")
+            return
+        text = self._strip_command_keyword("TO:", arg or "")
+        if not text:
+            await self.push("501 5.5.4 Syntax: RCPT TO:<address> [parameters]")
+            return
+        path_text = text
+        try:
+            path_text, words = split_path(text)
+            params = parse_rcpt_params(words)
+            path = parse_path(path_text, envelope.sender_params.smtputf8)
+            trick = relay_trick(path)
+            if trick:
+                raise RelayDenied(trick)
+        except (ParamError, AddressError) as exc:
+            log.info(
+                "event=rcpt_refused queue_id=%s rcpt=%r reply=%r",
+                envelope.queue_id,
+                path_text,
+                exc.reply,
+            )
+            await self.push(exc.reply)
+            return
+        assert self.session is not None
+        reply, accepted = await self.policy.check_recipient(
+            self, self.session, envelope, path, params
+        )
+        if accepted is not None and reply[:1] == "2":
+            envelope.accepted.append(accepted)
+            envelope.rcpt_tos.append(accepted.address)
+            envelope.rcpt_options.extend(words)
+        await self.push(reply)
