@@ -324,6 +324,23 @@ class UsageDaily(SQLModel, table=True):
     logins: int = 0
 
 
+class SenderRuleKind(StrEnum):
+    ALLOW = "allow"  # never to Junk for this mailbox
+    BLOCK = "block"  # always to Junk for this mailbox (refused if every recipient blocks)
+
+
+class SenderRule(SQLModel, table=True):
+    """A mailbox's allow or block entry: an address "a@b.vn" or a whole domain "@b.vn"."""
+
+    __tablename__ = "sender_rule"
+    __table_args__ = (UniqueConstraint("mailbox_id", "pattern"),)
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox_id: int = Field(foreign_key="mailbox.id", index=True, ondelete="CASCADE")
+    pattern: str = Field(max_length=320)  # lower-case; "@domain" for a domain
+    kind: str = Field(max_length=8)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 def mailbox_search_text(display_name: str, address: str) -> str:
     """What admin search matches a mailbox against: folded name and address."""
     return fold_for_search(f"{display_name} {address}")
