@@ -7,6 +7,7 @@ The contract outside tools rely on (keep it stable, extend freely):
   govmail mailbox list --config FILE
   govmail mailbox passwd ADDRESS --config FILE
   govmail mailbox delete ADDRESS --config FILE
+  govmail queue list|show ID|retry ID|delete ID|bounce ID --config FILE
 Every command that works on an instance takes --config FILE; without it, $GOVMAIL_CONFIG, then
 ./govmail.toml. Errors go to stderr as "error: ..." with exit status 1.
 """
@@ -233,3 +234,9 @@ def mailbox_delete(address: str, config: ConfigOption = None) -> None:
 
 def main() -> None:
     app()
+
+
+# Sub-apps in their own modules; imported last because they use the helpers above.
+from mailserver.queue_cli import queue_app  # noqa: E402
+
+app.add_typer(queue_app, name="queue")
