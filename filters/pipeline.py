@@ -54,6 +54,8 @@ class Verdict:
     add_headers: tuple[tuple[str, str], ...] = ()  # prepended, in order
     remove_headers: tuple[str, ...] = ()  # names removed before adding (e.g. forged A-R)
     detail: str = ""  # for the log line
+    # Per-recipient placement (sender allow/block lists): (lower-case address, ACCEPT or JUNK).
+    recipient_actions: tuple[tuple[str, Action], ...] = ()
 
 
 class Check(Protocol):
@@ -70,6 +72,14 @@ class PipelineResult:
     action: Action
     reply: str | None
     verdicts: tuple[Verdict, ...] = field(default_factory=tuple)
+    recipient_actions: dict[str, Action] = field(default_factory=dict)
+
+    def action_for(self, recipient: str) -> Action:
+        """Where one recipient's copy goes (ACCEPT: INBOX, JUNK: Junk) when the message is
+        accepted; a recipient's own allow/block entry wins over the message-wide verdict."""
+        if self.action in (Action.REJECT, Action.TEMPFAIL):
+            return self.action
+        return self.recipient_actions.get(recipient.lower(), self.action)
 
 
 def remove_header_fields(message: bytes, names: Sequence[str]) -> bytes:
@@ -108,6 +118,7 @@ class Pipeline:
     async def run(self, message: bytes, context: MessageContext) -> PipelineResult:
         verdicts: list[Verdict] = []
         action = Action.ACCEPT
+        per_recipient: dict[str, Action] = {}
         for check in self.checks:
             verdict = await check.check(message, context)
             verdicts.append(verdict)
@@ -120,8 +131,9 @@ class Pipeline:
             )
             message = remove_header_fields(message, verdict.remove_headers)
             message = render_headers(verdict.add_headers) + message
+            per_recipient.update(verdict.recipient_actions)
             if verdict.action in (Action.REJECT, Action.TEMPFAIL):
                 return PipelineResult(message, verdict.action, verdict.reply, tuple(verdicts))
             if verdict.action is Action.JUNK:
                 action = Action.JUNK
-        return PipelineResult(message, action, None, tuple(verdicts))
+        return PipelineResult(message, action, None, tuple(verdicts), per_recipient)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from filters.pipeline import Pipeline
+from filters.registry import build_junk_trainer, build_pipelines
+from filters.training import JunkTrainer
 from mailserver.config import GovmailConfig
 from storage.blobs import BlobStore
 from storage.db import Database, open_database
@@ -21,6 +23,8 @@ class Instance:
     # Checks at DATA: inbound for MX, outbound for submission (filters.registry builds them).
     inbound_pipeline: Pipeline = field(default_factory=lambda: Pipeline([]))
     outbound_pipeline: Pipeline = field(default_factory=lambda: Pipeline([]))
+    # IMAP calls it when a message is moved into or out of Junk (spamd TELL); None: no spamd.
+    junk_trainer: JunkTrainer | None = None
 
     @property
     def db(self) -> Database:
@@ -49,4 +53,7 @@ def open_instance(config: GovmailConfig, migrate: bool = True) -> Instance:
         reader_threads=config.database.reader_threads,
         group_commit_max=config.database.group_commit_max,
     )
-    return Instance(config=config, store=store, passwords=passwords_for(config))
+    instance = Instance(config=config, store=store, passwords=passwords_for(config))
+    instance.inbound_pipeline, instance.outbound_pipeline = build_pipelines(instance)
+    instance.junk_trainer = build_junk_trainer(config)
+    return instance

@@ -35,6 +35,9 @@ def test_config(data_dir: Path, db_url: str, **sections: dict[str, object]) -> G
         },
         "imap": {"listen": "127.0.0.1:0", "tls_listen": "127.0.0.1:0"},
         "admin_api": {"listen": "127.0.0.1:0"},
+        # Filters stay offline: DNS is the (empty) static table, no spamd unless a test starts one.
+        "dns": {"system_resolver": False},
+        "spamd": {"enabled": False},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
