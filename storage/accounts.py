@@ -217,7 +217,7 @@ def create_mailbox(
         "mailbox.create",
         "mailbox",
         address,
-        after=_auditable(mailbox),
+        after=auditable_mailbox(mailbox),
         agency_id=agency_id or domain.agency_id,
     )
     return mailbox
@@ -232,7 +232,7 @@ def mailbox_agency_id(session: Session, mailbox: Mailbox) -> int:
     return domain.agency_id
 
 
-def _auditable(mailbox: Mailbox) -> dict[str, Any]:
+def auditable_mailbox(mailbox: Mailbox) -> dict[str, Any]:
     data = mailbox.model_dump()
     data.pop("password_hash", None)
     return data
@@ -313,7 +313,7 @@ def delete_mailbox(session: Session, actor: str, address: str) -> None:
         "mailbox.delete",
         "mailbox",
         mailbox.address,
-        before=_auditable(mailbox),
+        before=auditable_mailbox(mailbox),
         agency_id=mailbox_agency_id(session, mailbox),
     )
     session.delete(mailbox)

@@ -1,0 +1,118 @@
+"""Domains of agencies within a scope: list, add, change kind, delete, DNS records to publish.
+
+An agency has one primary domain and may keep legacy ones (after a province merger mail to the
+old domain still arrives). Creation is :func:`storage.accounts.create_domain`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from storage.accounts import audit, create_domain
+from storage.admin_scope import Scope, agency_condition
+from storage.dns_records import DnsRecord, PublishedKey, records_for_domain
+from storage.listing import Page, PageRequest, contains_pattern, fetch_page
+from storage.mailbox_ops import MailboxError
+from storage.models import Agency, Alias, DkimKey, Domain, DomainKind, Mailbox, MailGroup
+
+DOMAIN_SORTS = {"id": Domain.id, "name": Domain.name, "created_at": Domain.created_at}
+
+
+class DomainMissing(MailboxError):
+    pass
+
+
+@dataclass(frozen=True)
+class DomainFilter:
+    q: str = ""
+    agency_id: int | None = None
+    kind: str | None = None
+
+
+def get_domain(session: Session, scope: Scope, domain_id: int) -> Domain:
+    domain = session.exec(
+        select(Domain).where(col(Domain.id) == domain_id, agency_condition(scope, Domain.agency_id))
+    ).first()
+    if domain is None:
+        raise DomainMissing(f"no domain {domain_id}")
+    return domain
+
+
+def list_domain_page(
+    session: Session, scope: Scope, filters: DomainFilter, page: PageRequest
+) -> Page[Domain]:
+    query = select(Domain).where(agency_condition(scope, Domain.agency_id))
+    if filters.q:
+        query = query.where(col(Domain.name).like(contains_pattern(filters.q.lower()), escape="\\"))
+    if filters.agency_id is not None:
+        query = query.where(col(Domain.agency_id) == filters.agency_id)
+    if filters.kind:
+        query = query.where(col(Domain.kind) == filters.kind)
+    return fetch_page(session, query, Domain.id, page, DOMAIN_SORTS, "name")
+
+
+def add_domain(
+    session: Session, scope: Scope, actor: str, name: str, agency_id: int, kind: DomainKind
+) -> Domain:
+    if not scope.covers(agency_id) or session.get(Agency, agency_id) is None:
+        raise DomainMissing(f"no agency {agency_id}")
+    try:
+        return create_domain(session, actor, name, agency_id, kind)
+    except ValueError as exc:
+        raise MailboxError(str(exc)) from exc
+
+
+def set_domain_kind(
+    session: Session, scope: Scope, actor: str, domain_id: int, kind: DomainKind
+) -> Domain:
+    domain = get_domain(session, scope, domain_id)
+    before = {"kind": domain.kind}
+    domain.kind = kind
+    session.add(domain)
+    audit(
+        session,
+        actor,
+        "domain.update",
+        "domain",
+        domain.name,
+        before,
+        {"kind": kind},
+        agency_id=domain.agency_id,
+    )
+    return domain
+
+
+def delete_domain(session: Session, scope: Scope, actor: str, domain_id: int) -> None:
+    """Delete a domain that holds no mailbox, alias, group or DKIM key."""
+    domain = get_domain(session, scope, domain_id)
+    for model in (Mailbox, Alias, MailGroup, DkimKey):
+        if session.exec(select(model).where(model.domain_id == domain_id).limit(1)).first():
+            raise MailboxError(f"domain {domain.name} still holds a {model.__tablename__}")
+    audit(
+        session,
+        actor,
+        "domain.delete",
+        "domain",
+        domain.name,
+        before=domain.model_dump(),
+        agency_id=domain.agency_id,
+    )
+    session.delete(domain)
+
+
+def domain_dns_records(
+    session: Session, scope: Scope, domain_id: int, mail_host: str, now: datetime
+) -> list[DnsRecord]:
+    """The records to publish, with every DKIM key still published (signing or retiring)."""
+    domain = get_domain(session, scope, domain_id)
+    keys = session.exec(
+        select(DkimKey)
+        .where(col(DkimKey.domain_id) == domain_id)
+        .where((col(DkimKey.retire_after).is_(None)) | (col(DkimKey.retire_after) > now))
+        .order_by(col(DkimKey.selector))
+    ).all()
+    published = [PublishedKey(key.selector, key.algorithm, key.public_key) for key in keys]
+    return records_for_domain(domain.name, mail_host, published)
