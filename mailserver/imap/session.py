@@ -125,9 +125,14 @@ class Session:
         return self.instance.store
 
     @property
+    def rev2(self) -> bool:
+        """The client enabled IMAP4rev2 (RFC 9051): its response rules apply."""
+        return "IMAP4rev2" in self.enabled
+
+    @property
     def utf8(self) -> bool:
-        """RFC 6855: the client enabled UTF8=ACCEPT."""
-        return "UTF8=ACCEPT" in self.enabled
+        """RFC 6855 UTF8=ACCEPT, or IMAP4rev2 (RFC 9051 5.1: mailbox names are UTF-8)."""
+        return "UTF8=ACCEPT" in self.enabled or self.rev2
 
     @property
     def condstore(self) -> bool:

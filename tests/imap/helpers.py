@@ -7,6 +7,9 @@ import contextlib
 import imaplib
 import smtplib
 
+from sqlmodel import Session as DBSession
+
+from storage.accounts import find_mailbox
 from tests.support.harness import TEST_PASSWORD, LiveServer
 
 USER = "vanban@sotest.gov.vn"
@@ -32,8 +35,21 @@ def smtp_deliver(server: LiveServer, raw: bytes, rcpt: str = USER) -> None:
         client.sendmail("sender@example.org", [rcpt], raw)
 
 
-async def deliver(server: LiveServer, raw: bytes, rcpt: str = USER) -> None:
+async def deliver_smtp(server: LiveServer, raw: bytes, rcpt: str = USER) -> None:
+    """Deliver through the MX listener, as another agency's server would."""
     await asyncio.to_thread(smtp_deliver, server, raw, rcpt)
+
+
+async def deliver(server: LiveServer, raw: bytes, rcpt: str = USER) -> None:
+    """Deliver straight through the store (the path SMTP's DATA ends in), without SMTP."""
+    store = server.running.instance.store
+
+    def mailbox_id(session: DBSession) -> int:
+        mailbox = find_mailbox(session, rcpt)
+        assert mailbox is not None and mailbox.id is not None
+        return mailbox.id
+
+    await store.deliver(raw, [(await store.read(mailbox_id), "INBOX")])
 
 
 def imap_login(server: LiveServer, user: str = USER) -> imaplib.IMAP4:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.imap.helpers import SAMPLE, USER, RawClient, deliver, wait_for_line
+from tests.imap.helpers import SAMPLE, USER, RawClient, deliver, deliver_smtp, wait_for_line
 from tests.support.harness import LiveServer
 
 
@@ -17,7 +17,7 @@ async def test_idle_wakes_on_delivery_within_a_second(live_server: LiveServer) -
     await client.send(b"i1 IDLE\r\n")
     assert (await client.line()).startswith(b"+ ")
     started = time.monotonic()
-    await deliver(live_server, SAMPLE)
+    await deliver_smtp(live_server, SAMPLE)
     line = await wait_for_line(client, lambda data: data.endswith(b"EXISTS"), deadline=1.0)
     assert line == b"* 1 EXISTS"
     # The SMTP round trip is included: the push itself is well under a second.

@@ -87,3 +87,25 @@ async def test_utf8_accept_names_and_enable_rules(live_server: LiveServer) -> No
     untagged, _ = await client.command('STATUS "Văn bản đến" (MESSAGES)'.encode())
     assert untagged == ['* STATUS "Văn bản đến" (MESSAGES 0)'.encode()]
     await client.close()
+
+
+async def test_imap4rev2_enabled_changes_responses(live_server: LiveServer) -> None:
+    await live_server.add_mailbox(USER)
+    await deliver(live_server, SAMPLE)
+    client = await RawClient.connect(live_server)
+    untagged, _ = await client.command("CAPABILITY")
+    assert b" IMAP4rev2 " in untagged[0]
+    await client.login()
+    untagged, _ = await client.command("ENABLE imap4rev2")
+    assert untagged == [b"* ENABLED IMAP4rev2"]
+    untagged, _ = await client.command("SELECT INBOX")
+    assert not any(b"RECENT" in u or b"[UNSEEN" in u for u in untagged)
+    untagged, _ = await client.command("SEARCH UNSEEN")
+    assert untagged == [b'* ESEARCH (TAG "t5") ALL 1']
+    _, status = await client.command('CREATE "Lưu trữ"'.encode())
+    assert status == b"OK CREATE completed"
+    untagged, _ = await client.command('LIST "" "L*"')
+    assert untagged == ['* LIST (\\HasNoChildren) "/" "Lưu trữ"'.encode()]
+    untagged, _ = await client.command("SELECT Archive")
+    assert untagged[0] == b"* OK [CLOSED] Previous mailbox is now closed"
+    await client.close()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.imap.helpers import SAMPLE, USER, deliver, imap_login
+from tests.imap.helpers import SAMPLE, USER, deliver_smtp, imap_login
 from tests.support.harness import LiveServer
 
 
 async def test_imaplib_reads_smtp_delivery_byte_for_byte(live_server: LiveServer) -> None:
     await live_server.add_mailbox(USER)
-    await deliver(live_server, SAMPLE)
+    await deliver_smtp(live_server, SAMPLE)
 
     def read_back() -> tuple[bytes, bytes, list[bytes]]:
         client = imap_login(live_server)

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 # Advertised after authentication, and what ENABLE can turn on (RFC 5161 section 3.1).
 AUTHENTICATED_CAPABILITIES = (
     "IMAP4rev1",
+    "IMAP4rev2",
     "LITERAL+",
     "SASL-IR",
     "ID",
@@ -41,8 +42,17 @@ AUTHENTICATED_CAPABILITIES = (
     "QUOTA",
     "QUOTA=RES-STORAGE",
     "UTF8=ACCEPT",
+    "SEARCHRES",
+    "BINARY",
+    "STATUS=SIZE",
 )
-ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT"})
+# ENABLE names (upper-cased by the parser) and how ENABLED spells them back.
+ENABLEABLE = {
+    "CONDSTORE": "CONDSTORE",
+    "QRESYNC": "QRESYNC",
+    "UTF8=ACCEPT": "UTF8=ACCEPT",
+    "IMAP4REV2": "IMAP4rev2",
+}
 
 SERVER_ID = (("name", "govmail"), ("vendor", "govmail"), ("support-url", None))
 
@@ -50,7 +60,7 @@ SERVER_ID = (("name", "govmail"), ("vendor", "govmail"), ("support-url", None))
 def capabilities(session: Session) -> list[str]:
     """The capability list for the session's current state (RFC 9051 section 7.2.2)."""
     if session.state is SessionState.NOT_AUTHENTICATED:
-        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
         if not session.tls_active and session.service.tls is not None:
             caps.append("STARTTLS")
         caps.append("AUTH=PLAIN")
@@ -102,8 +112,9 @@ async def namespace(session: Session, command: p.Namespace) -> Done:
 async def enable(session: Session, command: p.Enable) -> Done:
     """RFC 5161 3.1: list only what this command newly enabled; ignore unknown names."""
     newly: list[str] = []
-    for name in command.capabilities:
-        if name in ENABLEABLE and name not in session.enabled:
+    for requested in command.capabilities:
+        name = ENABLEABLE.get(requested.upper())
+        if name is not None and name not in session.enabled:
             session.enabled.add(name)
             newly.append(name)
             if name == "QRESYNC" and "CONDSTORE" not in session.enabled:

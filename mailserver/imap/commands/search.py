@@ -107,6 +107,9 @@ async def search(session: Session, command: p.Search) -> Done:
     highest = max((row.modseq for row in found), default=0)
     verb = ("UID " if command.uid else "") + "SEARCH"
     options = command.return_options
+    if options is None and session.rev2:
+        # RFC 9051 6.4.4: IMAP4rev2 answers every SEARCH with ESEARCH.
+        options = frozenset({p.SearchReturn.ALL})
     if options is None:
         items = [r.number(n) for n in numbers]
         if with_modseq and found:

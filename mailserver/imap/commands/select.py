@@ -15,7 +15,7 @@ from mailserver.imap import response as r
 from mailserver.imap.commands.base import Done
 from mailserver.imap.errors import BadCommand, CommandFailed
 from mailserver.imap.selected import SelectedFolder
-from storage.mailbox_ops import SYSTEM_FLAGS, expunge
+from storage.mailbox_ops import expunge
 from storage.message_queries import (
     FolderSnapshot,
     changed_since,
@@ -50,8 +50,8 @@ async def select(session: Session, command: p.Select) -> Done:
         raise BadCommand("QRESYNC is not enabled")
     if session.selected is not None:
         await _unselect(session, expunge_deleted=False)
-        if session.qresync:
-            # RFC 7162 3.2.11: tell the client where one mailbox's responses end.
+        if session.qresync or session.rev2:
+            # RFC 7162 3.2.11, RFC 9051 7.1: tell the client where one mailbox's responses end.
             session.send(r.untagged_ok("Previous mailbox is now closed", r.ResponseCode("CLOSED")))
     if command.condstore:
         session.enabled.add("CONDSTORE")
@@ -82,8 +82,10 @@ async def select(session: Session, command: p.Select) -> Done:
         )
     )
     session.send(r.untagged(r.number(selected.exists), b"EXISTS"))
-    session.send(r.untagged(b"0", b"RECENT"))
-    if snapshot.first_unseen_uid is not None:
+    if not session.rev2:
+        # RFC 9051 removed \Recent and the UNSEEN response code; IMAP4rev1 wants both.
+        session.send(r.untagged(b"0", b"RECENT"))
+    if snapshot.first_unseen_uid is not None and not session.rev2:
         seq = selected.seq_of(snapshot.first_unseen_uid)
         if seq is not None:
             session.send(r.untagged_ok("First unseen", r.ResponseCode("UNSEEN", (seq,))))
