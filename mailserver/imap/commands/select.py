@@ -139,6 +139,3 @@ async def close(session: Session, command: p.Close) -> Done:
 async def unselect(session: Session, command: p.Unselect) -> Done:
     await _unselect(session, expunge_deleted=False)
     return Done("UNSELECT completed")
-
-
-__all__ = ["SYSTEM_FLAGS", "close", "select", "unselect"]
