@@ -164,8 +164,18 @@ class AdminAPISection(BaseModel):
     """The admin HTTP API."""
 
     listen: str = "127.0.0.1:8080"
+    public_url: str = ""  # how users reach the API (set-password links); empty: from listen
 
     _v = field_validator("listen")(_check_listen)
+
+
+class ProvisioningSection(BaseModel):
+    """Bulk provisioning, one-time set-password links and leavers (admin API and CLI)."""
+
+    leaver_retention_days: int = Field(default=90, ge=0)
+    setup_link_hours: int = Field(default=72, ge=1)
+    hash_workers: int = Field(default=0, ge=0)  # 0: one per core
+    initial_password_time_cost: int = Field(default=1, ge=1)
 
 
 class GovmailConfig(BaseSettings):
@@ -185,6 +195,7 @@ class GovmailConfig(BaseSettings):
     queue: QueueSection = Field(default_factory=QueueSection)
     routing: RoutingSection = Field(default_factory=RoutingSection)
     admin_api: AdminAPISection = Field(default_factory=AdminAPISection)
+    provisioning: ProvisioningSection = Field(default_factory=ProvisioningSection)
     filters: FiltersSection = Field(default_factory=FiltersSection)
     dns: DNSSection = Field(default_factory=DNSSection)
     dkim: DKIMSection = Field(default_factory=DKIMSection)
