@@ -1,4 +1,4 @@
-"""Domains of agencies within a scope: list, add, change kind, delete, DNS records to publish.
+"""Domains of agencies within a scope: list, add, change kind, delete.
 
 An agency has one primary domain and may keep legacy ones (after a province merger mail to the
 old domain still arrives). Creation is :func:`storage.accounts.create_domain`.
@@ -7,13 +7,11 @@ old domain still arrives). Creation is :func:`storage.accounts.create_domain`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from storage.accounts import audit, create_domain
 from storage.admin_scope import Scope, agency_condition
-from storage.dns_records import DnsRecord, PublishedKey, records_for_domain
 from storage.listing import Page, PageRequest, contains_pattern, fetch_page
 from storage.mailbox_ops import MailboxError
 from storage.models import Agency, Alias, DkimKey, Domain, DomainKind, Mailbox, MailGroup
@@ -101,18 +99,3 @@ def delete_domain(session: Session, scope: Scope, actor: str, domain_id: int) ->
         agency_id=domain.agency_id,
     )
     session.delete(domain)
-
-
-def domain_dns_records(
-    session: Session, scope: Scope, domain_id: int, mail_host: str, now: datetime
-) -> list[DnsRecord]:
-    """The records to publish, with every DKIM key still published (signing or retiring)."""
-    domain = get_domain(session, scope, domain_id)
-    keys = session.exec(
-        select(DkimKey)
-        .where(col(DkimKey.domain_id) == domain_id)
-        .where((col(DkimKey.retire_after).is_(None)) | (col(DkimKey.retire_after) > now))
-        .order_by(col(DkimKey.selector))
-    ).all()
-    published = [PublishedKey(key.selector, key.algorithm, key.public_key) for key in keys]
-    return records_for_domain(domain.name, mail_host, published)
