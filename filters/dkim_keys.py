@@ -190,3 +190,54 @@ def select_signing_keys(
         ripe = [k for k in usable if _aware(k.created_at) + publish_delay <= now]
         chosen.append(ripe[-1] if ripe else usable[0])
     return chosen
+
+
+def ensure_keys(
+    session: Session,
+    actor: str,
+    domain_name: str,
+    key_dir: Path,
+    now: datetime,
+    materials: Sequence[KeyMaterial] = (),
+) -> list[DkimKey]:
+    """The domain's keys, creating its first RSA and Ed25519 keys if it has none.
+
+    ``materials`` are keys generated beforehand (off the event loop); without them the keys are
+    generated here. Domain creation paths call this right after ``create_domain``.
+    """
+    domain = find_domain(session, domain_name)
+    if domain is None or domain.id is None:
+        raise MailboxError(f"domain {domain_name} is not served here")
+    keys = domain_keys(session, domain.id)
+    if not keys:
+        fresh = list(materials) or [generate_key(a) for a in ALGORITHMS]
+        add_keys(session, actor, domain.name, key_dir, fresh, now)
+        keys = domain_keys(session, domain.id)
+    return keys
+
+
+def rotate_keys(
+    session: Session,
+    actor: str,
+    domain_name: str,
+    key_dir: Path,
+    now: datetime,
+    publish_delay: timedelta,
+    overlap: timedelta,
+    immediate: bool = False,
+) -> list[DkimKey]:
+    """New RSA and Ed25519 selectors for a domain.
+
+    The new keys sign once ``publish_delay`` has passed (at once when ``immediate``, for a
+    leaked key: the old keys stop signing now); the old keys stay published for ``overlap``
+    after that, so mail signed before the switch still verifies.
+    """
+    existing = ensure_keys(session, actor, domain_name, key_dir, now)
+    if immediate:
+        publish_delay = timedelta(0)
+        for old in existing:
+            old.signing = False
+            session.add(old)
+    materials = [generate_key(a) for a in ALGORITHMS]
+    retire = now + publish_delay + overlap
+    return add_keys(session, actor, domain_name, key_dir, materials, now, retire)

@@ -20,8 +20,8 @@ from sqlmodel import Session
 
 from filters.dkim_keys import (
     ALGORITHMS,
-    add_keys,
     domain_keys,
+    ensure_keys,
     generate_key,
     select_signing_keys,
 )
@@ -117,13 +117,7 @@ class DkimSignCheck:
         materials = [await self.store.offload(generate_key, a) for a in ALGORITHMS]
 
         def create(session: Session) -> list[DkimKey]:
-            found = find_domain(session, domain)
-            assert found is not None and found.id is not None
-            existing = domain_keys(session, found.id)
-            if existing:  # another message got there first
-                return existing
-            add_keys(session, "dkim_sign", domain, self.key_dir, materials, now)
-            return domain_keys(session, found.id)
+            return ensure_keys(session, self.name, domain, self.key_dir, now, materials)
 
         rows = await self.store.write(create)
         selectors = [k.selector for k in rows]

@@ -8,6 +8,8 @@ The contract outside tools rely on (keep it stable, extend freely):
   govmail mailbox passwd ADDRESS --config FILE
   govmail mailbox delete ADDRESS --config FILE
   govmail queue list|show ID|retry ID|delete ID|bounce ID --config FILE
+  govmail dkim dns DOMAIN --config FILE
+  govmail dkim rotate DOMAIN [--immediate] --config FILE
 Every command that works on an instance takes --config FILE; without it, $GOVMAIL_CONFIG, then
 ./govmail.toml. Errors go to stderr as "error: ..." with exit status 1.
 """
@@ -240,3 +242,7 @@ def main() -> None:
 from mailserver.queue_cli import queue_app  # noqa: E402
 
 app.add_typer(queue_app, name="queue")
+
+from mailserver.dkim_cli import dkim_app  # noqa: E402
+
+app.add_typer(dkim_app, name="dkim")

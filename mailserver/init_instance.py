@@ -6,10 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from filters.dkim_keys import ensure_keys
 from mailserver.config import DEFAULT_CONFIG_NAME, GovmailConfig, load_config
 from mailserver.instance import open_instance
 from mailserver.tls import ensure_self_signed_cert
 from storage.accounts import create_agency, create_domain, normalise_address
+from storage.models import utcnow
 from storage.tokens import issue_token
 
 TOKEN_FILE = "admin-token"
@@ -91,6 +93,7 @@ def initialise_instance(
             agency = create_agency(session, "init", abbreviation, agency_name or domain)
             assert agency.id is not None
             create_domain(session, "init", domain, agency.id)
+            ensure_keys(session, "init", domain, config.dkim_key_dir, utcnow())
             token = issue_token(session, "init", "initial system admin", "system_admin")
     finally:
         instance.store.db.dispose()
