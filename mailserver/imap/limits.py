@@ -13,6 +13,10 @@ PREAUTH_AUTOLOGOUT_SECONDS = 60.0
 # RFC 2177 section 3: clients re-issue IDLE at least every 29 minutes; we end IDLE after this.
 IDLE_TIMEOUT_SECONDS = 29 * 60.0
 
+# Largest literal accepted before authentication: enough for a LOGIN name or password, too
+# small for anyone to park APPEND-sized data in memory without credentials.
+PREAUTH_MAX_LITERAL = 8 * 1024
+
 # Failed LOGIN/AUTHENTICATE attempts on one connection before it is closed with BYE.
 MAX_AUTH_FAILURES_PER_CONNECTION = 3
 

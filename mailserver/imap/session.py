@@ -27,10 +27,16 @@ from typing import TYPE_CHECKING
 from mailserver.imap import response as r
 from mailserver.imap.commands import COMMANDS, Done
 from mailserver.imap.errors import BadCommand, CloseConnection, CommandFailed
-from mailserver.imap.limits import MAX_PENDING_CHANGES, PREAUTH_AUTOLOGOUT_SECONDS, READ_CHUNK
+from mailserver.imap.limits import (
+    MAX_PENDING_CHANGES,
+    PREAUTH_AUTOLOGOUT_SECONDS,
+    PREAUTH_MAX_LITERAL,
+    READ_CHUNK,
+)
 from mailserver.imap.parser import ParseError, parse_command
 from mailserver.imap.protocol import Command
 from mailserver.imap.receiver import (
+    DEFAULT_MAX_COMMAND_LITERAL_SIZE,
     Event,
     NeedContinuation,
     RawLine,
@@ -101,7 +107,8 @@ class Session:
         config = self.instance.config.imap
         self.receiver = Receiver(
             max_line_length=config.max_line_length,
-            max_literal_size=config.max_literal_size,
+            max_literal_size=PREAUTH_MAX_LITERAL,
+            max_command_literal_size=PREAUTH_MAX_LITERAL,
             max_request_size=config.max_literal_size + 1024 * 1024,
         )
         self.state = SessionState.NOT_AUTHENTICATED
@@ -159,7 +166,12 @@ class Session:
         self.writer.write(data)
 
     async def drain(self) -> None:
-        await self.writer.drain()
+        """Wait until the client has taken what was sent; one that stops reading is dropped."""
+        try:
+            await asyncio.wait_for(self.writer.drain(), self.autologout_seconds())
+        except TimeoutError:
+            self.writer.transport.abort()
+            raise ConnectionError("client stopped reading") from None
 
     def mailbox_name_out(self, name: str) -> bytes:
         """A folder name as a mailbox token: UTF-8 with UTF8=ACCEPT, else modified UTF-7."""
@@ -182,6 +194,9 @@ class Session:
     # ------------------------------------------------------------------ account and changes
 
     def log_in(self, mailbox_id: int, address: str) -> None:
+        # Only now may the client send APPEND-sized literals (RFC 9051 leaves limits to us).
+        self.receiver.max_literal_size = self.instance.config.imap.max_literal_size
+        self.receiver.max_command_literal_size = DEFAULT_MAX_COMMAND_LITERAL_SIZE
         self.account = Account(mailbox_id, address)
         self.state = SessionState.AUTHENTICATED
         self._unsubscribe = self.store.bus.subscribe(mailbox_id, self._on_change)

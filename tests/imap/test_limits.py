@@ -66,3 +66,19 @@ async def test_append_over_quota_is_a_clean_no(tight_server: LiveServer) -> None
     _, status = await client.command("NOOP")
     assert status == b"OK NOOP completed"
     await client.close()
+
+
+async def test_big_literals_need_authentication(tight_server: LiveServer) -> None:
+    await tight_server.add_mailbox(USER)
+    client = await RawClient.connect(tight_server)
+    await client.send(b"a1 APPEND INBOX {9000}\r\n")
+    assert await client.line() == b"a1 NO [TOOBIG] Literal too big (limit 8192 octets)"
+    # A non-synchronising one is read and thrown away, then the session goes on.
+    await client.send(b"a2 APPEND INBOX {9000+}\r\n" + b"x" * 9000 + b"\r\n")
+    assert await client.line() == b"a2 BAD [TOOBIG] Literal too big (limit 8192 octets)"
+    await client.login()
+    raw = b"Subject: ok\r\n\r\n" + b"y" * 9000 + b"\r\n"
+    await client.send(b"a3 APPEND INBOX {%d+}\r\n" % len(raw) + raw + b"\r\n")
+    _, status = await client.until(b"a3")
+    assert status.startswith(b"OK [APPENDUID ")
+    await client.close()
