@@ -13,13 +13,15 @@ class ConnectionTracker:
     name: str
     transports: set[asyncio.BaseTransport] = field(default_factory=set)
     per_ip: dict[str, int] = field(default_factory=dict)
+    # The peer as seen at open: a closed TLS transport can no longer tell it.
+    _peers: dict[asyncio.BaseTransport, str] = field(default_factory=dict)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     def opened(self, transport: asyncio.BaseTransport) -> int:
         """Register a transport; returns how many connections its peer IP now has."""
         self.transports.add(transport)
         self._idle.clear()
-        ip = _peer_ip(transport)
+        ip = self._peers[transport] = _peer_ip(transport)
         self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
         return self.per_ip[ip]
 
@@ -27,7 +29,7 @@ class ConnectionTracker:
         if transport not in self.transports:
             return
         self.transports.discard(transport)
-        ip = _peer_ip(transport)
+        ip = self._peers.pop(transport, "unknown")
         remaining = self.per_ip.get(ip, 1) - 1
         if remaining > 0:
             self.per_ip[ip] = remaining

@@ -255,10 +255,11 @@ async def test_inbound_pipeline_verdicts_are_honoured(live_server: LiveServer) -
 async def test_connection_limit_and_idle_timeout(tmp_path: object, db_url: str) -> None:
     from pathlib import Path
 
-    from tests.support.harness import start_live_server, test_config
+    from tests.support.harness import start_live_server
+    from tests.support.harness import test_config as make_config
 
     assert isinstance(tmp_path, Path)
-    config = test_config(
+    config = make_config(
         tmp_path / "d",
         db_url,
         smtp={"max_connections_per_ip": 2, "command_timeout_seconds": 0.3},
