@@ -15,7 +15,7 @@ from tests.support.harness import TEST_PASSWORD, LiveServer
 USER = "vanban@sotest.gov.vn"
 
 SAMPLE = (
-    b"From: =?utf-8?q?Nguy=E1=BB=85n_V=C4=83n_A?= <a@sotest.gov.vn>\r\n"
+    b"From: =?utf-8?q?Nguy=E1=BB=85n_V=C4=83n_A?= <a@bo-ngoai.example>\r\n"
     b"To: vanban@sotest.gov.vn\r\n"
     b"Subject: =?utf-8?b?VsSDbiBi4bqjbiBz4buRIDEyMw==?=\r\n"
     b"Date: Mon, 02 Mar 2026 09:15:00 +0700\r\n"
@@ -32,7 +32,7 @@ SAMPLE = (
 def smtp_deliver(server: LiveServer, raw: bytes, rcpt: str = USER) -> None:
     host, port = server.address("smtp_mx")
     with smtplib.SMTP(host, port, timeout=10) as client:
-        client.sendmail("sender@example.org", [rcpt], raw)
+        client.sendmail("a@bo-ngoai.example", [rcpt], raw)
 
 
 async def deliver_smtp(server: LiveServer, raw: bytes, rcpt: str = USER) -> None:
