@@ -209,6 +209,10 @@ class Session:
             return
         self._pending_count += 1
         self.changed.set()
+        if self._pending_count > MAX_PENDING_CHANGES and not self.idling:
+            # A client that never issues a command cannot make us hold changes forever.
+            self.shutdown_requested = True
+            self.writer.transport.abort()
 
     def begin_select(self) -> None:
         """Start buffering changes: a snapshot is being read for a SELECT."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 from tests.imap.helpers import SAMPLE, USER, RawClient, deliver
@@ -139,4 +140,34 @@ async def test_hostile_input_gets_clean_errors(live_server: LiveServer) -> None:
     assert status == b"OK FETCH completed"
     _untagged, status = await client.command("NOOP")
     assert status == b"OK NOOP completed"
+    await client.close()
+
+
+async def test_authenticate_plain_exchange_and_starttls_injection(live_server: LiveServer) -> None:
+    await live_server.add_mailbox(USER)
+    client = await RawClient.connect(live_server)
+    await client.send(b"a1 AUTHENTICATE PLAIN\r\n")
+    assert await client.line() == b"+ "
+    await client.send(b"*\r\n")
+    assert await client.line() == b"a1 BAD AUTHENTICATE cancelled"
+    await client.send(b"a2 AUTHENTICATE PLAIN\r\n")
+    assert await client.line() == b"+ "
+    await client.send(b"not base64!\r\n")
+    assert await client.line() == b"a2 BAD Invalid base64 in AUTHENTICATE response"
+    other = base64.b64encode(f"boss@sotest.gov.vn\0{USER}\0x".encode())
+    _, status = await client.command(b"AUTHENTICATE PLAIN " + other)
+    assert status == b"NO [AUTHORIZATIONFAILED] Authorization identity not allowed"
+    # RFC 9051 6.2.1: plaintext pipelined behind STARTTLS must not survive into TLS.
+    await client.send(b"a3 STARTTLS\r\na4 LOGIN x y\r\n")
+    assert await client.line() == b"* BYE Data received after STARTTLS"
+    await client.close()
+    client = await RawClient.connect(live_server)
+    response = base64.b64encode(f"\0{USER}\0Mat-khau#2026".encode())
+    _, status = await client.command(b"AUTHENTICATE PLAIN " + response)
+    assert status.startswith(b"OK [CAPABILITY IMAP4rev1 IMAP4rev2 ")
+    _, status = await client.command("LOGIN x y")
+    assert status == b"BAD LOGIN is not allowed in this state"
+    untagged, status = await client.command("LOGOUT")
+    assert untagged == [b"* BYE govmail logging out"]
+    assert status == b"OK LOGOUT completed"
     await client.close()
