@@ -18,8 +18,7 @@ from filters.dkim_keys import (
     rotate_keys,
 )
 from mailserver.cli import CLI_ACTOR, ConfigOption, fail, opened
-from mailserver.config import GovmailConfig, parse_listen
-from mailserver.dns_records import ServicePorts, domain_records
+from mailserver.dns_records import ServicePorts, domain_records, service_ports
 from storage.accounts import normalise_address
 from storage.mailbox_ops import MailboxError
 from storage.models import utcnow
@@ -27,19 +26,6 @@ from storage.models import utcnow
 dkim_app: typer.Typer = typer.Typer(
     help="DKIM keys and the DNS records of a domain.", no_args_is_help=True
 )
-
-
-def _port(listen: str, default: int) -> int:
-    return parse_listen(listen)[1] if listen else default
-
-
-def service_ports(config: GovmailConfig) -> ServicePorts:
-    return ServicePorts(
-        submission=_port(config.smtp.submission_listen, 587),
-        submissions=_port(config.smtp.submissions_listen, 465),
-        imap=_port(config.imap.listen, 143),
-        imaps=_port(config.imap.tls_listen, 993),
-    )
 
 
 def _domain(name: str) -> str:

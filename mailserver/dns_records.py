@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from filters.dkim_keys import key_record
+from mailserver.config import GovmailConfig, parse_listen
 from storage.models import DkimKey
 
 TTL = 3600
@@ -23,6 +24,20 @@ class ServicePorts:
     submissions: int = 465
     imap: int = 143
     imaps: int = 993
+
+
+def _port(listen: str, default: int) -> int:
+    return parse_listen(listen)[1] if listen else default
+
+
+def service_ports(config: GovmailConfig) -> ServicePorts:
+    """The ports clients are told about: the configured listeners (standard ones if off)."""
+    return ServicePorts(
+        submission=_port(config.smtp.submission_listen, 587),
+        submissions=_port(config.smtp.submissions_listen, 465),
+        imap=_port(config.imap.listen, 143),
+        imaps=_port(config.imap.tls_listen, 993),
+    )
 
 
 def txt_strings(value: str) -> str:

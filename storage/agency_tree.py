@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from storage.accounts import audit, create_agency
 from storage.admin_scope import Scope, agency_condition, subtree_ids
 from storage.agency_code import AgencyCodeError, parse_agency_code
-from storage.listing import Page, PageRequest, contains_pattern, fetch_page
+from storage.listing import BadListRequest, Page, PageRequest, contains_pattern, fetch_page
 from storage.mailbox_ops import MailboxError
 from storage.models import Agency, Alias, ApiToken, Domain, DomainKind, Mailbox, MailGroup, utcnow
 from storage.text_fold import fold_for_search
@@ -100,8 +100,10 @@ def list_agencies(
             | col(Agency.abbreviation).ilike(pattern, escape="\\")
         )
     if filters.code_prefix:
-        code = canonical_code(filters.code_prefix)
-        assert code is not None
+        try:
+            code = parse_agency_code(filters.code_prefix).qd20()
+        except AgencyCodeError as exc:
+            raise BadListRequest(str(exc)) from exc
         query = query.where(
             (col(Agency.code) == code) | col(Agency.code).startswith(code + ".", autoescape=True)
         )
