@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, literal_column, or_, true
+from sqlalchemy import ColumnElement, and_, false, or_, true
 from sqlmodel import Session, col, select
 
 from storage.address_convention import normalise_agency_abbreviation
@@ -49,9 +49,7 @@ def subtree_ids(session: Session, agency_id: int) -> frozenset[int]:
         .where(col(Agency.id) == agency_id)
         .cte("subtree", recursive=True)
     )
-    tree = tree.union_all(
-        select(col(Agency.id)).where(col(Agency.parent_id) == literal_column("subtree.id"))
-    )
+    tree = tree.union_all(select(col(Agency.id)).where(col(Agency.parent_id) == tree.c.id))
     return frozenset(session.exec(select(tree.c.id)).all())
 
 

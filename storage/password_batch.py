@@ -7,6 +7,7 @@ process, whose threads and event loop stay free for mail while an import runs.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import secrets
 from collections.abc import Iterator, Sequence
@@ -61,8 +62,12 @@ class PasswordHashPool:
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> PasswordHashPool:
+        # forkserver: forking the threaded server process itself could copy a held lock.
         self._pool = ProcessPoolExecutor(
-            self._workers, initializer=_init_worker, initargs=(self._params,)
+            self._workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_init_worker,
+            initargs=(self._params,),
         )
         return self
 
