@@ -7,6 +7,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,11 +55,12 @@ def _spamd_answers(port: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def spamd_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def spamd_address() -> Iterator[str]:
     """Debian's spamd on 127.0.0.1:<free port>, with a temporary config and home."""
     if not os.path.exists(SPAMD):
         pytest.skip("spamd is not installed (scripts/install-test-deps.sh installs it)")
-    base = tmp_path_factory.mktemp("spamd")
+    # Not under pytest's 0700 base directory: spamd reads its config after dropping to nobody.
+    base = Path(tempfile.mkdtemp(prefix="govmail-spamd-"))
     home = base / "home"
     home.mkdir()
     site = base / "site"
@@ -99,3 +101,4 @@ def spamd_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,121 @@
+"""The ``spam`` check against a real spamd (started by conftest), and Junk training by TELL."""
+
+from __future__ import annotations
+
+import pytest
+
+from filters.metrics import FILTER_COUNTERS
+from filters.pipeline import Action, Direction, MessageContext, Pipeline
+from filters.spam import SpamCheck, SpamdClient
+from filters.training import JunkTrainer, Lesson, lesson_for_move
+from tests.filters.conftest import corpus_file, free_port
+
+INBOUND = MessageContext(Direction.INBOUND, "192.0.2.1", "mx.example", "a@example.org", ("u@x.vn",))
+
+
+def spam_check(address: str, *, junk: float = 5.0, reject: float = 15.0, **kw: object) -> SpamCheck:
+    options: dict[str, object] = {"max_scan_size": 512 * 1024, "on_failure": "tempfail"} | kw
+    return SpamCheck(SpamdClient(address, 20.0), junk, reject, **options)  # type: ignore[arg-type]
+
+
+def header_of(message: bytes) -> str:
+    return message.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("utf-8", "replace")
+
+
+def unreachable() -> str:
+    return f"127.0.0.1:{free_port()}"  # nothing listens there
+
+
+async def test_gtube_is_refused_at_data(spamd_address: str) -> None:
+    gtube = corpus_file("t/data/spam/gtube.eml")
+    result = await Pipeline([spam_check(spamd_address)]).run(gtube, INBOUND)
+    assert (result.action, result.reply) == (
+        Action.REJECT,
+        "550 5.7.1 Message refused as spam (score 1000.0)",
+    )
+
+
+async def test_spam_below_the_reject_threshold_goes_to_junk_with_headers(
+    spamd_address: str,
+) -> None:
+    gtube = corpus_file("t/data/spam/gtube.eml")
+    result = await Pipeline([spam_check(spamd_address, reject=5000.0)]).run(gtube, INBOUND)
+    assert result.action is Action.JUNK
+    header = header_of(result.message)
+    assert header.startswith(
+        "X-Spam-Flag: YES\r\nX-Spam-Status: Yes, score=1000.0 required=5.0\r\n"
+    )
+    assert "\ttests=GTUBE," in header
+    assert "X-Spam-Score: 1000.0\r\n" in header
+    assert "X-Spam-Level: " + "*" * 50 + "\r\n" in header
+
+
+async def test_ham_is_accepted_and_forged_spam_headers_are_replaced(spamd_address: str) -> None:
+    ham = corpus_file("sample-nonspam.txt").replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    forged = b"X-Spam-Status: No, score=-100\r\nX-Spam-Flag: NO\r\nX-Spam-Score: -100\r\n"
+    result = await Pipeline([spam_check(spamd_address)]).run(forged + ham, INBOUND)
+    assert result.action is Action.ACCEPT
+    header = header_of(result.message)
+    assert header.count("X-Spam-Status:") == 1 and header.count("X-Spam-Score:") == 1
+    assert "X-Spam-Flag" not in header and "-100" not in header
+    status = header.split("X-Spam-Status: ", 1)[1].split("\r\n", 1)[0]
+    assert status.startswith("No, score=") and status.endswith(" required=5.0")
+    assert float(status.split("score=")[1].split()[0]) < 5.0
+
+
+async def test_spamd_down_tempfails_by_default() -> None:
+    before = FILTER_COUNTERS["spamd.unavailable"]
+    verdict = await spam_check(unreachable()).check(b"Subject: x\r\n\r\nhello\r\n", INBOUND)
+    assert (verdict.action, verdict.reply) == (
+        Action.TEMPFAIL,
+        "451 4.7.1 Content scanning is unavailable, try again later",
+    )
+    assert FILTER_COUNTERS["spamd.unavailable"] == before + 1
+
+
+async def test_spamd_down_can_accept_with_a_header(caplog: pytest.LogCaptureFixture) -> None:
+    check = spam_check(unreachable(), on_failure="accept")
+    message = b"X-Spam-Status: No, score=-50\r\nSubject: x\r\n\r\nhello\r\n"
+    result = await Pipeline([check]).run(message, INBOUND)
+    assert result.action is Action.ACCEPT
+    assert result.message == b"X-Spam-Status: No, unchecked\r\nSubject: x\r\n\r\nhello\r\n"
+    assert "event=spamd_unavailable" in caplog.text
+
+
+async def test_messages_above_the_size_cap_are_not_scanned() -> None:
+    check = spam_check(unreachable(), max_scan_size=100)  # spamd would tempfail if asked
+    message = b"Subject: big\r\n\r\n" + b"x" * 200 + b"\r\n"
+    verdict = await check.check(message, INBOUND)
+    assert verdict.action is Action.ACCEPT
+    assert verdict.add_headers == (("X-Spam-Status", f"No, skipped (size {len(message)} > 100)"),)
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "lesson"),
+    [
+        (None, "\\Junk", Lesson.SPAM),
+        ("\\Sent", "\\Junk", Lesson.SPAM),
+        ("\\Junk", None, Lesson.HAM),
+        ("\\Junk", "\\Archive", Lesson.HAM),
+        ("\\Junk", "\\Trash", None),  # deleting spam does not make it good mail
+        ("\\Junk", "\\Junk", None),
+        (None, "\\Trash", None),
+        (None, None, None),
+    ],
+)
+def test_what_a_move_teaches(source: str | None, target: str | None, lesson: Lesson | None) -> None:
+    assert lesson_for_move(source, target) is lesson
+
+
+async def test_moving_into_and_out_of_junk_teaches_spamd(spamd_address: str) -> None:
+    trainer = JunkTrainer(SpamdClient(spamd_address, 20.0))
+    spam = corpus_file("t/data/spam/001")
+    assert await trainer.note_move(spam, None, "\\Junk") == "spam: learned"
+    assert await trainer.note_move(spam, None, "\\Junk") == "spam: already known"
+    assert await trainer.note_move(spam, "\\Junk", None) == "ham: learned"
+    assert await trainer.note_move(spam, "\\Junk", "\\Trash") == "nothing to learn"
+
+
+async def test_training_failure_does_not_raise() -> None:
+    trainer = JunkTrainer(SpamdClient(unreachable(), 2.0))
+    assert await trainer.note_move(b"Subject: x\r\n\r\ny\r\n", None, "\\Junk") == "failed"
