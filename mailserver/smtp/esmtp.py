@@ -156,8 +156,9 @@ def parse_rcpt_params(words: list[str]) -> RcptParams:
 
 
 def decode_xtext(text: str) -> str:
-    """RFC 3461 4: ``+2B`` -> ``+``. Undecodable input is returned as it is."""
-    return re.sub(r"\+([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), text)
+    """RFC 3461 4: ``+2B`` -> ``+``; the octets are read as UTF-8 (bad ones replaced)."""
+    raw = re.sub(rb"\+([0-9A-F]{2})", lambda m: bytes([int(m.group(1), 16)]), text.encode())
+    return raw.decode("utf-8", "replace")
 
 
 def encode_xtext(text: str) -> str:
