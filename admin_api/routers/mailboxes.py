@@ -36,7 +36,7 @@ from admin_api.schemas import (
     SendAsIn,
 )
 from storage.accounts import create_mailbox, find_domain, normalise_address
-from storage.admin_scope import may_use_address
+from storage.admin_scope import address_taken, may_use_address
 from storage.directory_admin import AddressUnavailable
 from storage.mailbox_admin import (
     MailboxChanges,
@@ -98,7 +98,12 @@ async def create_mailbox_route(request: Request, who: Writer, body: MailboxIn) -
         if agency_id is None and not who.scope.is_everything:
             agency_id = who.agency_id
         owner = agency_id if agency_id is not None else _domain_agency(session, address)
-        if owner is None or not may_use_address(session, who.scope, address, owner):
+        if (
+            owner is None
+            or not may_use_address(session, who.scope, address, owner)
+            or address_taken(session, address)
+        ):
+            # One answer for "someone else's" and "taken": it reveals nothing about others.
             raise AddressUnavailable(f"{address} is not available")
         mailbox = create_mailbox(
             session,
