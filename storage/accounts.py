@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from storage.agency_code import parse_agency_code
@@ -30,6 +31,9 @@ from storage.models import (
     DomainKind,
     Mailbox,
     MailboxState,
+    PasswordSetupToken,
+    SendAsGrant,
+    UsageDaily,
     utcnow,
 )
 
@@ -307,6 +311,12 @@ def delete_mailbox(session: Session, actor: str, address: str) -> None:
     assert mailbox.id is not None
     for folder in list_folders(session, mailbox.id):
         drop_folder(session, folder)
+    # Rows that refer to the account go with it; an alias it ran stays, without an owner.
+    for model in (SendAsGrant, PasswordSetupToken, UsageDaily):
+        session.execute(delete(model).where(col(model.mailbox_id) == mailbox.id))
+    session.execute(
+        update(Alias).where(col(Alias.owner_mailbox_id) == mailbox.id).values(owner_mailbox_id=None)
+    )
     audit(
         session,
         actor,
