@@ -37,17 +37,20 @@ class World:
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
+    def _headers(self, who: str, kw: dict[str, Any]) -> dict[str, str]:
+        return {**kw.pop("headers", {}), **self.auth(who)}
+
     async def get(self, who: str, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.get(url, headers=self.auth(who), **kw)
+        return await self.client.get(url, headers=self._headers(who, kw), **kw)
 
     async def post(self, who: str, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.post(url, headers=self.auth(who), **kw)
+        return await self.client.post(url, headers=self._headers(who, kw), **kw)
 
     async def patch(self, who: str, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.patch(url, headers=self.auth(who), **kw)
+        return await self.client.patch(url, headers=self._headers(who, kw), **kw)
 
     async def delete(self, who: str, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.delete(url, headers=self.auth(who), **kw)
+        return await self.client.delete(url, headers=self._headers(who, kw), **kw)
 
 
 def populate(session: Session, password_hash: str) -> tuple[dict[str, str], dict[str, int]]:
