@@ -1,4 +1,8 @@
-"""IMAP test fixtures: a server with tight limits (SQLite only: the limits are not storage's)."""
+"""IMAP test fixtures on SQLite only, for behaviour that does not depend on the storage backend.
+
+Storage-dependent tests use ``live_server`` (tests/conftest.py), which runs them on SQLite and
+PostgreSQL; protocol rules, limits and external clients run once, to keep the suite fast.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,23 @@ from pathlib import Path
 import pytest
 
 from tests.support.harness import LiveServer, start_live_server, test_config
+
+
+async def _sqlite_server(tmp_path: Path, **sections: dict[str, object]) -> LiveServer:
+    config = test_config(tmp_path / "data", f"sqlite:///{tmp_path / 'govmail.sqlite3'}", **sections)
+    server = await start_live_server(config)
+    await server.add_domain()
+    return server
+
+
+@pytest.fixture
+async def protocol_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    """Default limits, SQLite: for protocol rules that storage does not influence."""
+    server = await _sqlite_server(tmp_path)
+    try:
+        yield server
+    finally:
+        await server.running.stop(grace=1.0)
 
 
 @pytest.fixture

@@ -20,12 +20,12 @@ def _insecure_context() -> ssl.SSLContext:
     return context
 
 
-async def test_imaplib_implicit_tls_and_starttls(live_server: LiveServer) -> None:
-    await live_server.add_mailbox(USER)
-    await deliver(live_server, SAMPLE)
+async def test_imaplib_implicit_tls_and_starttls(protocol_server: LiveServer) -> None:
+    await protocol_server.add_mailbox(USER)
+    await deliver(protocol_server, SAMPLE)
 
     def run() -> tuple[list[bytes], list[bytes], bytes]:
-        host, port = live_server.address("imaps")
+        host, port = protocol_server.address("imaps")
         with imaplib.IMAP4_SSL(host, port, ssl_context=_insecure_context(), timeout=10) as tls:
             assert "STARTTLS" not in tls.capabilities
             tls.login(USER, TEST_PASSWORD)
@@ -34,7 +34,7 @@ async def test_imaplib_implicit_tls_and_starttls(live_server: LiveServer) -> Non
             body = fetched[0][1]  # type: ignore[index]
             # EXAMINE: BODY[] must not set \Seen.
             _, flags = tls.fetch("1", "(FLAGS)")
-        host, port = live_server.address("imap")
+        host, port = protocol_server.address("imap")
         with imaplib.IMAP4(host, port, timeout=10) as plain:
             assert "STARTTLS" in plain.capabilities
             plain.starttls(_insecure_context())
@@ -96,16 +96,16 @@ async def test_imapclient_folders_search_and_flags(live_server: LiveServer) -> N
     assert namespace.personal == (("", "/"),)  # type: ignore[attr-defined]
 
 
-async def test_aioimaplib_idle_push(live_server: LiveServer) -> None:
-    await live_server.add_mailbox(USER)
-    host, port = live_server.address("imap")
+async def test_aioimaplib_idle_push(protocol_server: LiveServer) -> None:
+    await protocol_server.add_mailbox(USER)
+    host, port = protocol_server.address("imap")
     client = aioimaplib.IMAP4(host=host, port=port, timeout=10)
     await client.wait_hello_from_server()
     response = await client.login(USER, TEST_PASSWORD)
     assert response.result == "OK"
     await client.select("INBOX")
     idle = await client.idle_start(timeout=5)
-    await deliver(live_server, SAMPLE)
+    await deliver(protocol_server, SAMPLE)
     pushed = await asyncio.wait_for(client.wait_server_push(), 2)
     assert b"1 EXISTS" in pushed or "1 EXISTS" in str(pushed)
     client.idle_done()

@@ -22,9 +22,9 @@ async def _append(client: RawClient, folder: str, raw: bytes, flags: str = "") -
     return status
 
 
-async def test_select_responses_and_state_rules(live_server: LiveServer) -> None:
-    await live_server.add_mailbox(USER)
-    client = await RawClient.connect(live_server)
+async def test_select_responses_and_state_rules(protocol_server: LiveServer) -> None:
+    await protocol_server.add_mailbox(USER)
+    client = await RawClient.connect(protocol_server)
     untagged, status = await client.command("SELECT INBOX")
     assert status == b"BAD SELECT is not allowed in this state"
     _, status = await client.command("FETCH 1 FLAGS")
@@ -119,9 +119,9 @@ async def test_copy_move_list_status(live_server: LiveServer) -> None:
     await client.close()
 
 
-async def test_hostile_input_gets_clean_errors(live_server: LiveServer) -> None:
-    await live_server.add_mailbox(USER)
-    client = await RawClient.connect(live_server)
+async def test_hostile_input_gets_clean_errors(protocol_server: LiveServer) -> None:
+    await protocol_server.add_mailbox(USER)
+    client = await RawClient.connect(protocol_server)
     _, status = await client.command("FROB")
     assert status.startswith(b"BAD")
     await client.send(b"x" * 70_000 + b"\r\n")
@@ -143,9 +143,11 @@ async def test_hostile_input_gets_clean_errors(live_server: LiveServer) -> None:
     await client.close()
 
 
-async def test_authenticate_plain_exchange_and_starttls_injection(live_server: LiveServer) -> None:
-    await live_server.add_mailbox(USER)
-    client = await RawClient.connect(live_server)
+async def test_authenticate_plain_exchange_and_starttls_injection(
+    protocol_server: LiveServer,
+) -> None:
+    await protocol_server.add_mailbox(USER)
+    client = await RawClient.connect(protocol_server)
     await client.send(b"a1 AUTHENTICATE PLAIN\r\n")
     assert await client.line() == b"+ "
     await client.send(b"*\r\n")
@@ -161,7 +163,7 @@ async def test_authenticate_plain_exchange_and_starttls_injection(live_server: L
     await client.send(b"a3 STARTTLS\r\na4 LOGIN x y\r\n")
     assert await client.line() == b"* BYE Data received after STARTTLS"
     await client.close()
-    client = await RawClient.connect(live_server)
+    client = await RawClient.connect(protocol_server)
     response = base64.b64encode(f"\0{USER}\0Mat-khau#2026".encode())
     _, status = await client.command(b"AUTHENTICATE PLAIN " + response)
     assert status.startswith(b"OK [CAPABILITY IMAP4rev1 IMAP4rev2 ")

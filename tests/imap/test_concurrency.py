@@ -82,11 +82,11 @@ async def test_expunge_withheld_during_fetch_then_sent(live_server: LiveServer) 
     await second.close()
 
 
-async def test_drain_says_bye_to_idle_sessions(live_server: LiveServer) -> None:
-    await live_server.add_mailbox(USER)
-    client = await RawClient.connect(live_server)
+async def test_drain_says_bye_to_idle_sessions(protocol_server: LiveServer) -> None:
+    await protocol_server.add_mailbox(USER)
+    client = await RawClient.connect(protocol_server)
     await client.login()
-    imap = live_server.running.imap
+    imap = protocol_server.running.imap
     assert imap is not None
     aborted = await imap.drain(1.0)
     assert aborted == 0

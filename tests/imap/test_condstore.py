@@ -70,9 +70,9 @@ async def test_qresync_select_reports_vanished_and_changes(live_server: LiveServ
     await client.close()
 
 
-async def test_utf8_accept_names_and_enable_rules(live_server: LiveServer) -> None:
-    await live_server.add_mailbox(USER)
-    client = await RawClient.connect(live_server)
+async def test_utf8_accept_names_and_enable_rules(protocol_server: LiveServer) -> None:
+    await protocol_server.add_mailbox(USER)
+    client = await RawClient.connect(protocol_server)
     untagged, status = await client.command("ENABLE UTF8=ACCEPT")
     assert status.startswith(b"BAD")  # not before authentication
     await client.login()
@@ -89,10 +89,10 @@ async def test_utf8_accept_names_and_enable_rules(live_server: LiveServer) -> No
     await client.close()
 
 
-async def test_imap4rev2_enabled_changes_responses(live_server: LiveServer) -> None:
-    await live_server.add_mailbox(USER)
-    await deliver(live_server, SAMPLE)
-    client = await RawClient.connect(live_server)
+async def test_imap4rev2_enabled_changes_responses(protocol_server: LiveServer) -> None:
+    await protocol_server.add_mailbox(USER)
+    await deliver(protocol_server, SAMPLE)
+    client = await RawClient.connect(protocol_server)
     untagged, _ = await client.command("CAPABILITY")
     assert b" IMAP4rev2 " in untagged[0]
     await client.login()

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session as DBSession
 
+from storage.blobs import StoredBlob
 from storage.mailbox_ops import append_message, get_folder
+from storage.message_index import IndexedMessage, index_message
 from tests.imap.helpers import USER, RawClient
 from tests.support.harness import TEST_PASSWORD, LiveServer
 
@@ -54,7 +56,12 @@ async def test_mbsync_two_way_sync(bulk_server: LiveServer, tmp_path: Path) -> N
     live_server = bulk_server
     mailbox_id = await live_server.add_mailbox(USER)
     store = live_server.running.instance.store
-    prepared = [await store.store_blob(_message(n)) for n in range(1, MESSAGES + 1)]
+
+    def prepare() -> list[tuple[StoredBlob, IndexedMessage]]:
+        raws = [_message(n) for n in range(1, MESSAGES + 1)]
+        return [(store.blobs.put(raw), index_message(raw)) for raw in raws]
+
+    prepared = await store.offload(prepare)
 
     def fill(session: DBSession) -> None:
         folder = get_folder(session, mailbox_id, "INBOX")
