@@ -17,13 +17,14 @@ RSA_KEY: KeyMaterial = generate_key(RSA)
 ED_KEY: KeyMaterial = generate_key(ED25519)
 LIST_KEY: KeyMaterial = generate_key(RSA)
 
+Table = dict[str, dict[str, list[str] | str]]
 BODY = (
     b"Subject: Cong van so 12\r\nTo: b@sotest.gov.vn\r\n"
     b"Date: Tue, 24 Nov 2026 10:00:00 +0700\r\n\r\nNoi dung.\r\n"
 )
 
 
-def base_dns(**extra: dict[str, list[str] | str]) -> dict[str, dict[str, list[str] | str]]:
+def base_dns(extra: dict[str, dict[str, list[str] | str]] | None = None) -> Table:
     table: dict[str, dict[str, list[str] | str]] = {
         "remote.vn": {"TXT": ["v=spf1 ip4:192.0.2.0/24 -all"]},
         "_dmarc.remote.vn": {"TXT": ["v=DMARC1; p=reject"]},
@@ -35,15 +36,12 @@ def base_dns(**extra: dict[str, list[str] | str]) -> dict[str, dict[str, list[st
         "arc._domainkey.lists.example.org": {"TXT": [f"v=DKIM1; k=rsa; p={LIST_KEY.public_key}"]},
         "sotest.gov.vn": {"TXT": ["v=spf1 ip4:203.0.113.10 -all"]},
     }
-    table.update(extra)
+    table.update(extra or {})
     return table
 
 
 async def is_local(domain: str) -> bool:
     return domain in LOCAL
-
-
-Table = dict[str, dict[str, list[str] | str]]
 
 
 def checker(table: Table | None = None, **options: object) -> AuthenticationCheck:
@@ -131,7 +129,7 @@ async def test_local_domain_passes_with_aligned_spf() -> None:
 
 
 async def test_local_domain_with_unverifiable_sender_is_tempfailed() -> None:
-    table = base_dns(**{"evil.example": {"TXT": TEMPFAIL_MARK}})
+    table = base_dns({"evil.example": {"TXT": TEMPFAIL_MARK}})
     message = b"From: giamdoc@sotest.gov.vn\r\n" + BODY
     verdict = await checker(table).check(message, context("198.51.100.9", "x@evil.example"))
     assert (verdict.action, verdict.reply) == (
