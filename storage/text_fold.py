@@ -41,6 +41,8 @@ _VIETNAMESE_MARKS = (
 )
 
 _NON_ASCII_RUN = re.compile("[^\x00-\x7f]+")
+# ASCII controls that are not whitespace (str.isspace counts \t-\r and \x1c-\x1f as space).
+_ASCII_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f]+")
 
 # Planes 0-3 and 14 hold every Mn, Cf, Cc and Cs code point (Unicode 14 and 15); planes 4-13 are
 # unassigned and 15-16 are private use. Scanning only these keeps import under 60 ms.
@@ -78,6 +80,8 @@ def _fold_characters(text: str) -> str:
     for mark in _VIETNAMESE_MARKS:
         folded = folded.replace(mark, "")
     folded = folded.replace("đ", "d")
+    # The table below removes controls too, but the ASCII fast paths never reach it.
+    folded = _ASCII_CONTROLS.sub("", folded)
     if folded.isascii():
         return folded
     extra_bytes = len(folded.encode("utf-8", "surrogatepass")) - len(folded)

@@ -176,3 +176,11 @@ def test_udhr_nfc_nfd_and_published_forms_fold_identically() -> None:
     assert folded.isascii()
     assert folded == reference_fold(nfc)
     assert fold_for_search(folded) == folded
+
+
+def test_ascii_controls_are_removed_on_every_path() -> None:
+    # PostgreSQL text columns reject NUL: an ASCII-only or mostly-ASCII text must lose its
+    # controls too, not only text that goes through the translate table.
+    assert fold_for_search("a\x00b\x01c\x7fd") == "abcd"
+    assert fold_for_search("Đ\x00ường\x1b x") == "duong x"
+    assert fold_for_search("plain \x00 ascii with \u2019 quote") == "plain ascii with \u2019 quote"

@@ -399,8 +399,12 @@ class Receiver:
         return None
 
 
+# Longer tags are treated as invalid, so an error reply never echoes a line-sized "tag".
+MAX_TAG_LENGTH = 64
+
+
 def _valid_tag(raw: bytes) -> str | None:
-    if not raw or any(byte in _NOT_TAG_CHARS for byte in raw):
+    if not raw or len(raw) > MAX_TAG_LENGTH or any(byte in _NOT_TAG_CHARS for byte in raw):
         return None
     return raw.decode("ascii")
 

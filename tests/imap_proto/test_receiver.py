@@ -301,3 +301,11 @@ def test_find_literal_marker(
 def test_reprs_hide_payloads() -> None:
     assert "secret" not in repr(Literal(b"secret"))
     assert "secret" not in repr(RawLine(b"secret"))
+
+
+def test_an_overlong_line_without_space_is_not_echoed_as_a_tag() -> None:
+    receiver = Receiver(max_line_length=1024)
+    receiver.feed(b"x" * 70_000 + b"\r\n")
+    event = receiver.next_event()
+    assert isinstance(event, ReceiveError)
+    assert event.tag is None

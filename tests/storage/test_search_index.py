@@ -94,3 +94,11 @@ async def test_one_content_is_indexed_once(mail_store: MailStore) -> None:
     assert len(indexed) == 1
     assert "van ban ve hoa giai duong bo" in indexed[0].body
     assert indexed[0].body == fold_for_search(indexed[0].body)
+
+
+async def test_a_body_with_nul_bytes_is_delivered_and_indexed(mail_store: MailStore) -> None:
+    mailbox_id = await make_mailbox(mail_store, "an@sotest.gov.vn")
+    raw = b"Subject: nul\r\n\r\nbinary\x00junk van\x01ban\r\n"
+    appended = await mail_store.deliver(raw, [(mailbox_id, "INBOX")])
+    folder_id = appended[0].folder_id
+    assert await search(mail_store, folder_id, "binaryjunk", TextField.BODY) == {1}
