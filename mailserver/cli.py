@@ -246,3 +246,5 @@ app.add_typer(queue_app, name="queue")
 from mailserver.dkim_cli import dkim_app  # noqa: E402
 
 app.add_typer(dkim_app, name="dkim")
+
+import mailserver.admin_cli  # noqa: E402, F401  (registers agency/alias/group/report/token/audit)

@@ -1,0 +1,545 @@
+"""`govmail agency|alias|group|report|token|audit ...` and the extra `mailbox` commands.
+
+The CLI mirrors the admin API: every command calls the same storage operation as the matching
+route, with the whole tree in scope and "cli" as the audited actor. Lists print rich tables
+(or JSON with --json); the staff import shows a progress bar.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlmodel import Session
+
+from mailserver.cli import CLI_ACTOR, ConfigOption, app, fail, mailbox_app, opened
+from mailserver.instance import Instance
+from storage.admin_scope import EVERYTHING
+from storage.agency_tree import (
+    AgencyFilter,
+    add_agency,
+    list_agencies,
+    merge_agency,
+    move_agency,
+    qcvn102_or_none,
+    update_agency,
+)
+from storage.audit_log import AuditFilter, list_audit_page
+from storage.directory_admin import (
+    DirectoryFilter,
+    add_group_members,
+    alias_targets,
+    create_alias,
+    create_group,
+    delete_alias,
+    delete_group,
+    list_alias_page,
+    list_group_page,
+    remove_group_member,
+)
+from storage.listing import MAX_PAGE_SIZE, PageRequest
+from storage.mailbox_admin import (
+    MailboxChanges,
+    MailboxFilter,
+    change_state,
+    find_mailbox_in_scope,
+    grant_send_as,
+    list_mailbox_page,
+    purge_retired,
+    retire_mailbox,
+    revoke_send_as,
+    update_mailbox,
+)
+from storage.mailbox_ops import MailboxError
+from storage.models import MailboxState, utcnow
+from storage.password_batch import PasswordHashPool
+from storage.passwords import PasswordParams
+from storage.staff_import import Credentials, ImportOptions, import_report_csv, run_staff_import
+from storage.tokens import ApiRole, issue_token, list_token_page, revoke_token
+from storage.usage_report import build_usage_report, report_csv, report_json
+
+T = TypeVar("T")
+console = Console()
+agency_app = typer.Typer(help="The agency tree.", no_args_is_help=True)
+alias_app = typer.Typer(help="Aliases (forwarding addresses).", no_args_is_help=True)
+group_app = typer.Typer(help="Groups (distribution lists).", no_args_is_help=True)
+report_app = typer.Typer(help="Usage reports.", no_args_is_help=True)
+token_app = typer.Typer(help="Admin API tokens.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
+Limit = Annotated[int, typer.Option("--limit", help="Rows to show.", min=1, max=MAX_PAGE_SIZE)]
+Offset = Annotated[int, typer.Option("--offset", help="Rows to skip.", min=0)]
+Sort = Annotated[str, typer.Option("--sort", help="Field to sort by; -field descending.")]
+
+
+def reading(config: Path | None, fn: Callable[[Session], T]) -> T:
+    with opened(config) as instance, instance.db.read_session() as session:
+        try:
+            return fn(session)
+        except (MailboxError, ValueError) as exc:
+            raise fail(str(exc)) from exc
+
+
+def writing(config: Path | None, fn: Callable[[Instance, Session], T]) -> T:
+    with opened(config) as instance:
+        try:
+            with instance.db.write_session() as session:
+                return fn(instance, session)
+        except (MailboxError, ValueError) as exc:
+            raise fail(str(exc)) from exc
+
+
+def show(rows: Sequence[dict[str, Any]], columns: Iterable[str], as_json: bool, total: int) -> None:
+    if as_json:
+        typer.echo(json.dumps(list(rows), ensure_ascii=False, default=str))
+        return
+    table = Table(*columns, caption=f"{len(rows)} of {total}")
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    console.print(table)
+
+
+def page(offset: int, limit: int, sort: str) -> PageRequest:
+    return PageRequest(offset=offset, limit=limit, sort=sort)
+
+
+# ---------------------------------------------------------------- agencies
+
+
+@agency_app.command("list")
+def agency_list(
+    q: Annotated[str, typer.Option("--q", help="Part of name or abbreviation.")] = "",
+    code: Annotated[str, typer.Option("--code", help="This agency code and below.")] = "",
+    parent: Annotated[int | None, typer.Option("--parent", help="Children of this id.")] = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    sort: Sort = "",
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """List agencies with both forms of their code."""
+    result = reading(
+        config,
+        lambda s: list_agencies(
+            s, EVERYTHING, AgencyFilter(parent, q, code), page(offset, limit, sort)
+        ),
+    )
+    rows = [{**a.model_dump(), "code_qcvn102": qcvn102_or_none(a.code)} for a in result.items]
+    show(rows, ["id", "parent_id", "code", "code_qcvn102", "abbreviation", "name"], as_json,
+         result.total)  # fmt: skip
+
+
+@agency_app.command("add")
+def agency_add(
+    abbreviation: str,
+    name: str,
+    parent: Annotated[int | None, typer.Option("--parent", help="Parent agency id.")] = None,
+    code: Annotated[str | None, typer.Option("--code", help="QCVN 102 or QĐ 20 form.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    agency_id = writing(
+        config,
+        lambda _i, s: add_agency(s, EVERYTHING, CLI_ACTOR, abbreviation, name, parent, code).id,
+    )
+    typer.echo(f"created agency {agency_id}")
+
+
+@agency_app.command("update")
+def agency_update(
+    agency_id: int,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    abbreviation: Annotated[str | None, typer.Option("--abbreviation")] = None,
+    code: Annotated[str | None, typer.Option("--code", help="'' clears it.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    changes: dict[str, Any] = {"name": name, "abbreviation": abbreviation}
+    if code is not None:
+        changes["code"] = code
+    writing(config, lambda _i, s: update_agency(s, EVERYTHING, CLI_ACTOR, agency_id, changes))
+    typer.echo(f"updated agency {agency_id}")
+
+
+@agency_app.command("move")
+def agency_move(
+    agency_id: int,
+    parent: Annotated[int | None, typer.Option("--parent", help="New parent; none: root.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    writing(config, lambda _i, s: move_agency(s, EVERYTHING, CLI_ACTOR, agency_id, parent))
+    typer.echo(f"moved agency {agency_id} under {parent if parent is not None else 'the root'}")
+
+
+@agency_app.command("merge")
+def agency_merge(source: int, into: int, config: ConfigOption = None) -> None:
+    """Move everything of SOURCE into INTO (province mergers) and delete SOURCE."""
+    result = writing(config, lambda _i, s: merge_agency(s, EVERYTHING, CLI_ACTOR, source, into))
+    typer.echo(f"merged agency {source} into {into}: {json.dumps(result.__dict__)}")
+
+
+# ---------------------------------------------------------------- mailboxes (beyond cli.py's)
+
+
+@mailbox_app.command("search")
+def mailbox_search(
+    q: Annotated[str, typer.Argument(help="Part of address or name, accents ignored.")] = "",
+    state: Annotated[str | None, typer.Option("--state")] = None,
+    agency: Annotated[int | None, typer.Option("--agency")] = None,
+    never_logged_in: Annotated[bool | None, typer.Option("--never-logged-in/--logged-in")] = None,
+    offset: Offset = 0,
+    limit: Limit = 50,
+    sort: Sort = "",
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Search, filter and sort mailboxes (a table of one page)."""
+    filters = MailboxFilter(q, state, agency, None, never_logged_in)
+    result = reading(
+        config, lambda s: list_mailbox_page(s, EVERYTHING, filters, page(offset, limit, sort))
+    )
+    rows = [m.model_dump(exclude={"password_hash", "search_text"}) for m in result.items]
+    show(rows, ["id", "address", "display_name", "state", "used_bytes", "last_login_at"],
+         as_json, result.total)  # fmt: skip
+
+
+def _by_address(address: str) -> Callable[[Session], int]:
+    def find(session: Session) -> int:
+        mailbox_id = find_mailbox_in_scope(session, EVERYTHING, address).id
+        assert mailbox_id is not None
+        return mailbox_id
+
+    return find
+
+
+@mailbox_app.command("update")
+def mailbox_update(
+    address: str,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    position: Annotated[str | None, typer.Option("--position")] = None,
+    quota_mb: Annotated[int | None, typer.Option("--quota-mb", min=1)] = None,
+    must_change: Annotated[bool | None, typer.Option("--must-change/--no-must-change")] = None,
+    agency: Annotated[int | None, typer.Option("--agency")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Display name, position, quota, agency, or a forced password change at next login."""
+    changes = MailboxChanges(
+        name, position, quota_mb * 1024 * 1024 if quota_mb else None, must_change, agency
+    )
+    writing(
+        config,
+        lambda _i, s: update_mailbox(s, EVERYTHING, CLI_ACTOR, _by_address(address)(s), changes),
+    )
+    typer.echo(f"updated {address.lower()}")
+
+
+def _state_command(state: MailboxState, verb: str) -> Callable[..., None]:
+    def command(address: str, config: ConfigOption = None) -> None:
+        writing(
+            config,
+            lambda _i, s: change_state(s, EVERYTHING, CLI_ACTOR, _by_address(address)(s), state),
+        )
+        typer.echo(f"{verb} {address.lower()}")
+
+    return command
+
+
+mailbox_app.command("lock", help="No more logins; mail still arrives.")(
+    _state_command(MailboxState.LOCKED, "locked")
+)
+mailbox_app.command("unlock", help="Active again.")(_state_command(MailboxState.ACTIVE, "unlocked"))
+mailbox_app.command("disable", help="No logins and no mail.")(
+    _state_command(MailboxState.DISABLED, "disabled")
+)
+
+
+@mailbox_app.command("retire")
+def mailbox_retire(address: str, config: ConfigOption = None) -> None:
+    """A leaver: disabled now, deleted with its data after the retention period."""
+
+    def retire(instance: Instance, session: Session) -> str:
+        days = instance.config.provisioning.leaver_retention_days
+        mailbox = retire_mailbox(
+            session, EVERYTHING, CLI_ACTOR, _by_address(address)(session), timedelta(days=days)
+        )
+        assert mailbox.disabled_at is not None
+        return (mailbox.disabled_at + timedelta(days=days)).isoformat(timespec="seconds")
+
+    typer.echo(f"disabled {address.lower()}; delete after {writing(config, retire)}")
+
+
+@mailbox_app.command("purge")
+def mailbox_purge(config: ConfigOption = None) -> None:
+    """Delete every leaver whose retention period is over."""
+
+    def purge(instance: Instance, session: Session) -> list[str]:
+        days = instance.config.provisioning.leaver_retention_days
+        return purge_retired(session, EVERYTHING, CLI_ACTOR, utcnow(), timedelta(days=days))
+
+    for address in writing(config, purge):
+        typer.echo(f"deleted {address}")
+
+
+@mailbox_app.command("send-as")
+def mailbox_send_as(
+    address: str,
+    delegate: Annotated[str, typer.Argument(help="The address it may send as.")],
+    remove: Annotated[bool, typer.Option("--remove", help="Revoke instead.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Let ADDRESS send as DELEGATE (or --remove that right)."""
+    action = revoke_send_as if remove else grant_send_as
+    writing(
+        config,
+        lambda _i, s: action(s, EVERYTHING, CLI_ACTOR, _by_address(address)(s), delegate),
+    )
+    typer.echo(f"{'revoked' if remove else 'granted'} send-as {delegate.lower()} for {address}")
+
+
+@mailbox_app.command("import")
+def mailbox_import(
+    csv_file: Annotated[Path, typer.Argument(help="full_name,agency,position[,address]")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and report only.")] = False,
+    links: Annotated[
+        bool, typer.Option("--links", help="One-time set-password links, not passwords.")
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write the per-row report (CSV) here.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Bulk-create staff mailboxes (idempotent); the report holds initial passwords or links."""
+    try:
+        text = csv_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read {csv_file}: {exc}") from exc
+    with opened(config) as instance:
+        settings = instance.config
+        base = settings.admin_api.public_url.rstrip("/") or f"http://{settings.admin_api.listen}"
+        options = ImportOptions(
+            actor=CLI_ACTOR,
+            quota_bytes=settings.storage.default_quota_mb * 1024 * 1024,
+            now=utcnow(),
+            dry_run=dry_run,
+            credentials=Credentials.LINK if links else Credentials.PASSWORD,
+            link_ttl=timedelta(hours=settings.provisioning.setup_link_hours),
+            link_base_url=f"{base}/v1/password-setup?token=",
+        )
+
+        def read(fn: Callable[[Session], Any]) -> Any:
+            with instance.db.read_session() as session:
+                return fn(session)
+
+        def write(fn: Callable[[Session], Any]) -> Any:
+            with instance.db.write_session() as session:
+                return fn(session)
+
+        params = PasswordParams(
+            time_cost=settings.provisioning.initial_password_time_cost,
+            memory_kib=settings.auth.argon2_memory_kib,
+            parallelism=settings.auth.argon2_parallelism,
+        )
+        with (
+            PasswordHashPool(params, settings.provisioning.hash_workers) as hasher,
+            Progress(console=Console(stderr=True)) as progress,
+        ):
+            task = progress.add_task("creating mailboxes", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            try:
+                result = run_staff_import(text, EVERYTHING, options, read, write, hasher, advance)
+            except MailboxError as exc:
+                raise fail(str(exc)) from exc
+    rendered = import_report_csv(result)
+    if report is not None:
+        report.write_text(rendered, encoding="utf-8")
+        report.chmod(0o600)
+    else:
+        typer.echo(rendered, nl=False)
+    summary = ", ".join(f"{count} {status}" for status, count in result.summary().items())
+    typer.echo(summary, err=True)
+
+
+# ---------------------------------------------------------------- aliases and groups
+
+
+@alias_app.command("list")
+def alias_list(
+    q: Annotated[str, typer.Option("--q")] = "",
+    offset: Offset = 0,
+    limit: Limit = 100,
+    sort: Sort = "",
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    result = reading(
+        config,
+        lambda s: list_alias_page(s, EVERYTHING, DirectoryFilter(q), page(offset, limit, sort)),
+    )
+    rows = [{**a.model_dump(), "targets": " ".join(alias_targets(a))} for a in result.items]
+    show(rows, ["id", "address", "targets", "owner_mailbox_id"], as_json, result.total)
+
+
+@alias_app.command("add")
+def alias_add(
+    address: str,
+    targets: Annotated[list[str], typer.Argument(help="Where mail to it goes.")],
+    config: ConfigOption = None,
+) -> None:
+    writing(config, lambda _i, s: create_alias(s, EVERYTHING, CLI_ACTOR, address, targets))
+    typer.echo(f"created alias {address.lower()}")
+
+
+@alias_app.command("delete")
+def alias_delete(alias_id: int, config: ConfigOption = None) -> None:
+    writing(config, lambda _i, s: delete_alias(s, EVERYTHING, CLI_ACTOR, alias_id))
+    typer.echo(f"deleted alias {alias_id}")
+
+
+@group_app.command("list")
+def group_list(
+    q: Annotated[str, typer.Option("--q")] = "",
+    offset: Offset = 0,
+    limit: Limit = 100,
+    sort: Sort = "",
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    result = reading(
+        config,
+        lambda s: list_group_page(s, EVERYTHING, DirectoryFilter(q), page(offset, limit, sort)),
+    )
+    rows = [g.model_dump() for g in result.items]
+    show(rows, ["id", "address", "display_name", "send_policy"], as_json, result.total)
+
+
+@group_app.command("add")
+def group_add(
+    address: str,
+    members: Annotated[list[str] | None, typer.Argument()] = None,
+    name: Annotated[str, typer.Option("--name")] = "",
+    policy: Annotated[str, typer.Option("--policy", help="Who may send.")] = "members",
+    config: ConfigOption = None,
+) -> None:
+    writing(
+        config,
+        lambda _i, s: create_group(s, EVERYTHING, CLI_ACTOR, address, name, policy, members or []),
+    )
+    typer.echo(f"created group {address.lower()}")
+
+
+@group_app.command("members")
+def group_members(
+    group_id: int,
+    add: Annotated[list[str] | None, typer.Option("--add")] = None,
+    remove: Annotated[list[str] | None, typer.Option("--remove")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add and remove members."""
+
+    def change(_instance: Instance, session: Session) -> None:
+        if add:
+            add_group_members(session, EVERYTHING, CLI_ACTOR, group_id, add)
+        for address in remove or []:
+            remove_group_member(session, EVERYTHING, CLI_ACTOR, group_id, address)
+
+    writing(config, change)
+    typer.echo(f"updated group {group_id}")
+
+
+@group_app.command("delete")
+def group_delete(group_id: int, config: ConfigOption = None) -> None:
+    writing(config, lambda _i, s: delete_group(s, EVERYTHING, CLI_ACTOR, group_id))
+    typer.echo(f"deleted group {group_id}")
+
+
+# ---------------------------------------------------------------- report, tokens, audit
+
+
+@report_app.command("usage")
+def report_usage(
+    since: Annotated[str | None, typer.Option("--since", help="YYYY-MM-DD (1 January)")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="YYYY-MM-DD, exclusive")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    config: ConfigOption = None,
+) -> None:
+    """Per agency and for the whole tree: provisioned, active 7/30 days, sent, received, ..."""
+    now = utcnow()
+    try:
+        first = date.fromisoformat(since) if since else date(now.year, 1, 1)
+        end = date.fromisoformat(until) if until else now.date() + timedelta(days=1)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    if output_format not in ("csv", "json"):
+        raise fail("--format is csv or json")
+    result = reading(config, lambda s: build_usage_report(s, EVERYTHING, first, end, now))
+    typer.echo(report_csv(result) if output_format == "csv" else report_json(result), nl=False)
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    result = reading(config, lambda s: list_token_page(s, EVERYTHING, page(0, MAX_PAGE_SIZE, "")))
+    rows = [t.model_dump(exclude={"token_sha256"}) for t in result.items]
+    show(rows, ["id", "name", "role", "agency_id", "expires_at", "revoked_at"], as_json,
+         result.total)  # fmt: skip
+
+
+@token_app.command("issue")
+def token_issue(
+    name: str,
+    role: Annotated[str, typer.Option("--role", help="system_admin, agency_admin, auditor")],
+    agency: Annotated[int | None, typer.Option("--agency")] = None,
+    days: Annotated[int | None, typer.Option("--days", help="Valid for; none: no expiry.")] = 90,
+    config: ConfigOption = None,
+) -> None:
+    """Print a new token once (only its hash is kept)."""
+    try:
+        chosen = ApiRole(role)
+    except ValueError as exc:
+        raise fail(f"unknown role {role!r}") from exc
+    if chosen == ApiRole.AGENCY_ADMIN and agency is None:
+        raise fail("an agency admin token needs --agency")
+    expires = utcnow() + timedelta(days=days) if days else None
+    token = writing(config, lambda _i, s: issue_token(s, CLI_ACTOR, name, chosen, agency, expires))
+    typer.echo(token)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int, config: ConfigOption = None) -> None:
+    writing(config, lambda _i, s: revoke_token(s, EVERYTHING, CLI_ACTOR, token_id))
+    typer.echo(f"revoked token {token_id}")
+
+
+@audit_app.command("list")
+def audit_list(
+    action: Annotated[str | None, typer.Option("--action", help="Exact, or 'prefix.'")] = None,
+    object_id: Annotated[str | None, typer.Option("--object")] = None,
+    offset: Offset = 0,
+    limit: Limit = 50,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    filters = AuditFilter(action=action, object_id=object_id)
+    result = reading(
+        config, lambda s: list_audit_page(s, EVERYTHING, filters, page(offset, limit, ""))
+    )
+    rows = [e.model_dump() for e in result.items]
+    show(rows, ["at", "actor", "action", "object_type", "object_id"], as_json, result.total)
+
+
+for sub_app, name in (
+    (agency_app, "agency"),
+    (alias_app, "alias"),
+    (group_app, "group"),
+    (report_app, "report"),
+    (token_app, "token"),
+    (audit_app, "audit"),
+):
+    app.add_typer(sub_app, name=name)

@@ -1,0 +1,75 @@
+"""The CLI mirrors the admin API: agency, mailbox extras, alias, group, report, token, audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mailserver.cli import app
+from mailserver.init_instance import initialise_instance
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> str:
+    result = initialise_instance(tmp_path / "inst", "hanoi.gov.vn", agency_name="Hà Nội")
+    return str(result.config_path)
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def test_agency_tree_import_report_token_audit(config: str, tmp_path: Path) -> None:
+    assert run("agency", "add", "skhcn", "Sở KH&CN", "--parent", "1", "--code",
+               "000.00.10.H01", "-c", config) == "created agency 2\n"  # fmt: skip
+    listed = json.loads(run("agency", "list", "--json", "--code", "H01.10", "-c", config))
+    assert [(a["code"], a["code_qcvn102"]) for a in listed] == [("H01.10", "000.00.10.H01")]
+    staff = tmp_path / "staff.csv"
+    staff.write_text("full_name,agency,position\nNguyễn Ngọc Thành,skhcn,Chuyên viên\n"
+                     "Nguyễn Ngọc Thành,skhcn,Phó phòng\n,skhcn,\n", encoding="utf-8")  # fmt: skip
+    report = tmp_path / "report.csv"
+    run("mailbox", "import", str(staff), "--report", str(report), "-c", config)
+    rows = report.read_text(encoding="utf-8").splitlines()
+    assert rows[1].startswith("2,Nguyễn Ngọc Thành,skhcn,created,thanhnn.skhcn@hanoi.gov.vn,,")
+    assert rows[2].startswith("3,Nguyễn Ngọc Thành,skhcn,created,thanhnn2.skhcn@hanoi.gov.vn,,")
+    assert rows[3] == "4,,skhcn,error,,full_name and agency are required,,"
+    assert report.stat().st_mode & 0o777 == 0o600
+    again = run("mailbox", "import", str(staff), "--dry-run", "-c", config)
+    assert again.count(",exists,") == 2
+    found = json.loads(run("mailbox", "search", "thanh", "--json", "--sort", "-address",
+                           "-c", config))  # fmt: skip
+    assert [m["address"] for m in found] == [
+        "thanhnn2.skhcn@hanoi.gov.vn",
+        "thanhnn.skhcn@hanoi.gov.vn",
+    ]
+    assert run("mailbox", "lock", "thanhnn2.skhcn@hanoi.gov.vn", "-c", config) == (
+        "locked thanhnn2.skhcn@hanoi.gov.vn\n"
+    )
+    assert "delete after" in run("mailbox", "retire", "thanhnn2.skhcn@hanoi.gov.vn", "-c", config)
+    run("alias", "add", "vanthu.skhcn@hanoi.gov.vn", "thanhnn.skhcn@hanoi.gov.vn", "-c", config)
+    run("group", "add", "all.skhcn@hanoi.gov.vn", "thanhnn.skhcn@hanoi.gov.vn", "-c", config)
+    run("mailbox", "send-as", "thanhnn.skhcn@hanoi.gov.vn", "vanthu.skhcn@hanoi.gov.vn",
+        "-c", config)  # fmt: skip
+    usage = run("report", "usage", "-c", config).splitlines()
+    assert usage[-1] == ",,,,,TOTAL,2,0,0,0,0,0,2,2,0,0,0,0,0,2"
+    token = run("token", "issue", "helper", "--role", "auditor", "-c", config).strip()
+    assert token.startswith("gm_")
+    tokens = json.loads(run("token", "list", "--json", "-c", config))
+    assert [t["name"] for t in tokens] == ["initial system admin", "helper"]
+    assert run("token", "revoke", str(tokens[1]["id"]), "-c", config) == "revoked token 2\n"
+    events = json.loads(run("audit", "list", "--action", "mailbox.", "--json", "-c", config))
+    assert {e["action"] for e in events} >= {"mailbox.create", "mailbox.state"}
+    assert all(e["actor"] == "cli" for e in events)
+
+
+def test_cli_errors_are_one_line_on_stderr(config: str) -> None:
+    result = CliRunner().invoke(app, ["agency", "move", "1", "--parent", "1", "-c", config])
+    assert result.exit_code == 1
+    assert "error: an agency cannot move below itself" in result.output
+    unknown = CliRunner().invoke(app, ["mailbox", "lock", "nobody@hanoi.gov.vn", "-c", config])
+    assert unknown.exit_code == 1 and "error: no mailbox nobody@hanoi.gov.vn" in unknown.output
