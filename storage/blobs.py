@@ -73,6 +73,13 @@ class BlobStore:
             handle.seek(start)
             return handle.read(length)
 
+    def read_many(self, wanted: list[tuple[str, int | None]]) -> list[bytes]:
+        """Several blobs in one call: (sha256, how many leading bytes, or None for all)."""
+        return [
+            self.read(sha) if length is None else self.read_range(sha, 0, length)
+            for sha, length in wanted
+        ]
+
     def delete(self, sha256: str) -> None:
         self.path_for(sha256).unlink(missing_ok=True)
 

@@ -31,6 +31,11 @@ from storage.message_summary import MessageSummary, decode_transfer_encoding
 if TYPE_CHECKING:
     from mailserver.imap.session import Session
 
+# Blob bytes read per worker-thread call: few thread hops, bounded memory.
+READ_CHUNK_BYTES = 8 * 1024 * 1024
+_HEADER_TEXTS = frozenset(
+    {p.SectionText.HEADER, p.SectionText.HEADER_FIELDS, p.SectionText.HEADER_FIELDS_NOT}
+)
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SUMMARY_KINDS = frozenset(
     {
@@ -180,6 +185,7 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
             session.send(r.untagged(b"VANISHED", b"(EARLIER)", r.sequence_set(gone)))
     need_summary = any(a.kind in _SUMMARY_KINDS for a in attributes)
     need_raw = any(a.kind in _RAW_KINDS for a in attributes)
+    header_only = need_raw and all(_header_only(a) for a in attributes if a.kind in _RAW_KINDS)
     sets_seen = not selected.read_only and any(a.sets_seen() for a in attributes)
     renderer = FetchRenderer(attributes, session.utf8)
     with_flags = (
@@ -199,22 +205,56 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
         seen_now: set[int] = set()
         if sets_seen:
             rows, seen_now = await _mark_seen(session, folder_id, rows)
-        for row in rows:
-            seq = selected.seq_of(row.uid)
-            if seq is None:
-                continue
-            summary = MessageSummary.from_json(row.summary) if row.summary else None
-            raw = None
+        rows = [row for row in rows if selected.seq_of(row.uid) is not None]
+        summaries = [MessageSummary.from_json(row.summary) if row.summary else None for row in rows]
+        for chunk in _read_chunks(rows, summaries, header_only):
+            raws: list[bytes | None] = [None] * len(chunk)
             if need_raw:
-                raw = await session.store.offload(session.store.blobs.read, row.blob_sha256)
-            chosen = with_flags if row.uid in seen_now else renderer
-            data = chosen.render(seq, row, summary, raw)
-            session.send(data)
-            written += len(data)
-            if written >= FETCH_FLUSH_BYTES:
-                await session.drain()
-                written = 0
+                reads = [(rows[i].blob_sha256, length) for i, length in chunk]
+                raws = list(await session.store.offload(session.store.blobs.read_many, reads))
+            for (index, _), raw in zip(chunk, raws, strict=True):
+                row = rows[index]
+                seq = selected.seq_of(row.uid)
+                assert seq is not None
+                chosen = with_flags if row.uid in seen_now else renderer
+                data = chosen.render(seq, row, summaries[index], raw)
+                session.send(data)
+                written += len(data)
+                if written >= FETCH_FLUSH_BYTES:
+                    await session.drain()
+                    written = 0
     return Done(f"{'UID ' if command.uid else ''}FETCH completed")
+
+
+def _header_only(attribute: p.FetchAttribute) -> bool:
+    """True when the item needs only the message's header bytes (HEADER, HEADER.FIELDS...)."""
+    if attribute.kind is p.FetchKind.RFC822_HEADER:
+        return True
+    section = attribute.section
+    return (
+        attribute.kind is p.FetchKind.BODY_SECTION
+        and section is not None
+        and not section.part
+        and section.text in _HEADER_TEXTS
+    )
+
+
+def _read_chunks(
+    rows: list[MessageRow], summaries: list[MessageSummary | None], header_only: bool
+) -> list[list[tuple[int, int | None]]]:
+    """Group rows into reads of at most READ_CHUNK_BYTES: (row index, bytes wanted or None)."""
+    chunks: list[list[tuple[int, int | None]]] = [[]]
+    total = 0
+    for index, row in enumerate(rows):
+        summary = summaries[index]
+        length = summary.root.body_start if header_only and summary is not None else None
+        cost = length if length is not None else row.size
+        if chunks[-1] and total + cost > READ_CHUNK_BYTES:
+            chunks.append([])
+            total = 0
+        chunks[-1].append((index, length))
+        total += cost
+    return chunks if chunks[-1] else []
 
 
 async def _mark_seen(

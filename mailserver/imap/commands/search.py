@@ -47,6 +47,32 @@ def _raw_loader(store: MailStore, folder_id: int, row: SearchRow) -> tuple[bytes
     return raw, MessageSummary.from_json(summary_bytes)
 
 
+def index_hits(
+    session: DBSession, folder_id: int, keys: list[p.SearchText]
+) -> dict[p.SearchText, frozenset[int]]:
+    """The UIDs the search index finds for each TEXT/BODY key."""
+    return {
+        key: frozenset(
+            matching_uids(
+                session,
+                folder_id,
+                fold_query(key.value),
+                TextField.BODY if key.body_only else TextField.TEXT,
+            )
+        )
+        for key in keys
+    }
+
+
+def only_text_keys(key: p.SearchKey) -> bool:
+    """True when the criteria are TEXT/BODY keys alone (ANDed): the index answers them fully."""
+    if isinstance(key, p.SearchText):
+        return True
+    if isinstance(key, p.SearchAnd):
+        return bool(key.keys) and all(only_text_keys(k) for k in key.keys)
+    return False
+
+
 def run_search(
     store: MailStore,
     folder_id: int,
@@ -78,18 +104,15 @@ async def search(session: Session, command: p.Search) -> Done:
         raise BadCommand("Search key too long", "TOOBIG")
 
     def load(s: DBSession) -> tuple[list[SearchRow], dict[p.SearchText, frozenset[int]]]:
-        hits = {
-            key: frozenset(
-                matching_uids(
-                    s,
-                    folder_id,
-                    fold_query(key.value),
-                    TextField.BODY if key.body_only else TextField.TEXT,
-                )
-            )
-            for key in keys
-        }
-        return search_rows(s, folder_id), hits
+        return search_rows(s, folder_id), index_hits(s, folder_id, keys)
+
+    if only_text_keys(command.criteria) and not with_modseq:
+        # The common "find this text" search: the index's answer is the result, so the
+        # folder's rows are not loaded (a 100,000-message folder stays cheap).
+        hits = await session.store.read(lambda s: index_hits(s, folder_id, keys))
+        common = frozenset.intersection(*hits.values())
+        found_uids = sorted(uid for uid in common if selected.seq_of(uid) is not None)
+        return _answer(session, command, found_uids, [], with_modseq=False)
 
     rows, hits = await session.store.read(load)
     context = SearchContext(
@@ -103,7 +126,19 @@ async def search(session: Session, command: p.Search) -> Done:
     found = await session.store.offload(
         run_search, session.store, folder_id, rows, command.criteria, context, hits
     )
-    numbers = [row.uid if command.uid else (selected.seq_of(row.uid) or 0) for row in found]
+    return _answer(session, command, [row.uid for row in found], found, with_modseq)
+
+
+def _answer(
+    session: Session,
+    command: p.Search,
+    found_uids: list[int],
+    found: list[SearchRow],
+    with_modseq: bool,
+) -> Done:
+    """Send SEARCH or ESEARCH for the matching UIDs (in UID order)."""
+    selected = session.require_selected()
+    numbers = [uid if command.uid else (selected.seq_of(uid) or 0) for uid in found_uids]
     highest = max((row.modseq for row in found), default=0)
     verb = ("UID " if command.uid else "") + "SEARCH"
     options = command.return_options
@@ -118,7 +153,7 @@ async def search(session: Session, command: p.Search) -> Done:
         return Done(f"{verb} completed")
     wanted = set(options) or {p.SearchReturn.ALL}
     if p.SearchReturn.SAVE in wanted:
-        session.saved_search = [row.uid for row in found]
+        session.saved_search = list(found_uids)
         wanted.discard(p.SearchReturn.SAVE)
         if not wanted:
             # RFC 5182 2.1: SAVE alone returns no ESEARCH response.
