@@ -166,3 +166,23 @@ async def test_roles_auditor_reads_only_and_agency_admin_cannot_restructure(
     assert foreign.status_code == 404
     queue = await world_any.get("admin_a", "/v1/queue")
     assert queue.status_code == 403
+
+
+async def test_search_is_indexed_follows_renames_and_takes_wildcards_literally(
+    world_any: World,
+) -> None:
+    async def found(q: str) -> list[str]:
+        response = await world_any.get("system", "/v1/mailboxes", params={"q": q})
+        return [m["address"] for m in response.json()["items"]]
+
+    assert await found("THÀNH") == ["thanhnn.skhcn@hanoi.gov.vn"]  # indexed (3+ letters)
+    assert await found("ng") == ["thanhnn.skhcn@hanoi.gov.vn"]  # short: a scan, same answer
+    assert await found("%") == [] and await found("_") == []
+    assert await found("ngoc thanh") == ["thanhnn.skhcn@hanoi.gov.vn"]
+    await world_any.patch(
+        "system", f"/v1/mailboxes/{world_any.ids['mailbox_a']}", json={"display_name": "Đỗ Hùng"}
+    )
+    assert await found("ngoc thanh") == []
+    assert await found("do hung") == ["thanhnn.skhcn@hanoi.gov.vn"]
+    await world_any.delete("system", f"/v1/mailboxes/{world_any.ids['mailbox_b']}")
+    assert await found("lan") == ["lanpt@stc.hanoi.gov.vn"]  # retired, not yet deleted
