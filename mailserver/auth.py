@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from mailserver.instance import Instance
 from storage.accounts import find_mailbox, note_login
@@ -26,12 +27,26 @@ class LoginResult:
     reason: str = ""  # for logs only; clients get a generic failure
 
 
+# A successful login refreshes last_login_at (read by the usage report, at day granularity)
+# only when it is older than this, so a busy client does not cost a commit per login.
+LOGIN_STAMP_INTERVAL = timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class _Account:
     id: int
     address: str
     password_hash: str
     state: str
+    failed_logins: int
+    last_login_at: datetime | None
+
+    def login_changes_nothing(self, now: datetime) -> bool:
+        return (
+            self.failed_logins == 0
+            and self.last_login_at is not None
+            and now - self.last_login_at < LOGIN_STAMP_INTERVAL
+        )
 
 
 async def check_login(
@@ -44,7 +59,14 @@ async def check_login(
         mailbox = find_mailbox(session, username)  # type: ignore[arg-type]
         if mailbox is None or mailbox.id is None:
             return None
-        return _Account(mailbox.id, mailbox.address, mailbox.password_hash, mailbox.state)
+        return _Account(
+            mailbox.id,
+            mailbox.address,
+            mailbox.password_hash,
+            mailbox.state,
+            mailbox.failed_logins,
+            mailbox.last_login_at,
+        )
 
     account = await store.read(load)
     valid = await store.offload(
@@ -65,6 +87,9 @@ async def check_login(
         )
         return LoginResult(False, account.id, account.address, reason=f"account {account.state}")
     max_failures = instance.config.auth.max_failed_logins
+    if valid and account.login_changes_nothing(datetime.now(UTC)):
+        log.info("event=login protocol=%s user=%s", protocol, account.address)
+        return LoginResult(True, account.id, account.address)
     state = await store.write(lambda s: note_login(s, account.id, valid, max_failures))
     if not valid:
         log.info(
