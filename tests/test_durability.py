@@ -134,12 +134,14 @@ def test_sigkill_under_smtp_load_loses_no_acknowledged_message(tmp_path: Path, d
             return  # the server died under us: expected
 
     threads = [threading.Thread(target=sender) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    assert enough.wait(timeout=120), "the server acknowledged too few messages"
-    server.kill()
-    for thread in threads:
-        thread.join(timeout=60)
+    try:
+        for thread in threads:
+            thread.start()
+        assert enough.wait(timeout=120), "the server acknowledged too few messages"
+    finally:
+        server.kill()  # also when the assertion fails: no server outlives the test
+        for thread in threads:
+            thread.join(timeout=60)
     with lock:
         promised = set(acknowledged)
 
