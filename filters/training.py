@@ -1,19 +1,22 @@
 """Junk training: a user moving a message into or out of Junk teaches spamd (SPAMC TELL).
 
-The IMAP MOVE/COPY code calls ``JunkTrainer.note_move`` after the move is committed, with the
-message bytes and the special-use attributes (RFC 6154) of the two folders, so renamed folders
-still count. Into \\Junk teaches "spam"; out of \\Junk into anything but \\Trash teaches "ham" (a
-message deleted from Junk is not thereby good mail). Training never fails the IMAP command:
+The IMAP MOVE/COPY code calls ``JunkTrainer.note_transfer`` after the move is committed, with
+the moved messages' blob digests and the special-use attributes (RFC 6154) of the two folders,
+so renamed folders still count; ``note_move`` does the same for one message already in hand.
+Into \\Junk teaches "spam"; out of \\Junk into anything but \\Trash teaches "ham" (a message
+deleted from Junk is not thereby good mail). Training never fails the IMAP command:
 errors are logged and counted.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from enum import StrEnum
 
 from filters.metrics import count
 from filters.spam import SpamdClient
+from storage.store import MailStore
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +61,23 @@ class JunkTrainer:
         count(f"spamd.tell_{lesson}")
         log.info("event=spamd_tell lesson=%s outcome=%s", lesson, outcome)
         return f"{lesson}: {outcome}"
+
+    async def note_transfer(
+        self,
+        store: MailStore,
+        blob_digests: Sequence[str],
+        source_special_use: str | None,
+        target_special_use: str | None,
+    ) -> list[str]:
+        """Teach spamd about each moved message (bytes read from the blob store off the loop).
+
+        Cheap when the move teaches nothing: no blob is read. Messages are taught one after
+        another, so a large move does not flood spamd; callers run this as a background task.
+        """
+        if lesson_for_move(source_special_use, target_special_use) is None:
+            return []
+        outcomes = []
+        for digest in blob_digests:
+            raw = await store.offload(store.blobs.read, digest)
+            outcomes.append(await self.note_move(raw, source_special_use, target_special_use))
+        return outcomes

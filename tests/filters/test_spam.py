@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from filters.metrics import FILTER_COUNTERS
 from filters.pipeline import Action, Direction, MessageContext, Pipeline
 from filters.spam import SpamCheck, SpamdClient
 from filters.training import JunkTrainer, Lesson, lesson_for_move
+from storage.store import MailStore
 from tests.filters.conftest import corpus_file, free_port
 
 INBOUND = MessageContext(Direction.INBOUND, "192.0.2.1", "mx.example", "a@example.org", ("u@x.vn",))
@@ -20,6 +23,14 @@ def spam_check(address: str, *, junk: float = 5.0, reject: float = 15.0, **kw: o
 
 def header_of(message: bytes) -> str:
     return message.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("utf-8", "replace")
+
+
+def unique(message: bytes) -> bytes:
+    """The message with a Message-ID of its own: spamd remembers what it has learned."""
+    token = uuid.uuid4().hex
+    kept = [line for line in message.split(b"\n") if not line.lower().startswith(b"message-id:")]
+    unique_message = f"Message-ID: <{token}@test.invalid>\n".encode() + b"\n".join(kept)
+    return unique_message + f"\n{token}\n".encode()
 
 
 def unreachable() -> str:
@@ -109,7 +120,7 @@ def test_what_a_move_teaches(source: str | None, target: str | None, lesson: Les
 
 async def test_moving_into_and_out_of_junk_teaches_spamd(spamd_address: str) -> None:
     trainer = JunkTrainer(SpamdClient(spamd_address, 20.0))
-    spam = corpus_file("t/data/spam/001")
+    spam = unique(corpus_file("t/data/spam/001"))
     assert await trainer.note_move(spam, None, "\\Junk") == "spam: learned"
     assert await trainer.note_move(spam, None, "\\Junk") == "spam: already known"
     assert await trainer.note_move(spam, "\\Junk", None) == "ham: learned"
@@ -119,3 +130,14 @@ async def test_moving_into_and_out_of_junk_teaches_spamd(spamd_address: str) -> 
 async def test_training_failure_does_not_raise() -> None:
     trainer = JunkTrainer(SpamdClient(unreachable(), 2.0))
     assert await trainer.note_move(b"Subject: x\r\n\r\ny\r\n", None, "\\Junk") == "failed"
+
+
+async def test_a_committed_move_teaches_from_the_blob_store(
+    spamd_address: str, mail_store: MailStore
+) -> None:
+    trainer = JunkTrainer(SpamdClient(spamd_address, 20.0))
+    spam = unique(corpus_file("t/data/spam/002"))
+    blob, _ = await mail_store.store_blob(spam)
+    digests = [blob.sha256]
+    assert await trainer.note_transfer(mail_store, digests, "\\Junk", "\\Trash") == []
+    assert await trainer.note_transfer(mail_store, digests, None, "\\Junk") == ["spam: learned"]
