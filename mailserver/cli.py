@@ -10,6 +10,7 @@ The contract outside tools rely on (keep it stable, extend freely):
   govmail queue list|show ID|retry ID|delete ID|bounce ID --config FILE
   govmail dkim dns DOMAIN --config FILE
   govmail dkim rotate DOMAIN [--immediate] --config FILE
+  govmail senders list ADDRESS | allow|block|remove ADDRESS PATTERN --config FILE
 Every command that works on an instance takes --config FILE; without it, $GOVMAIL_CONFIG, then
 ./govmail.toml. Errors go to stderr as "error: ..." with exit status 1.
 """
@@ -246,5 +247,9 @@ app.add_typer(queue_app, name="queue")
 from mailserver.dkim_cli import dkim_app  # noqa: E402
 
 app.add_typer(dkim_app, name="dkim")
+
+from mailserver.senders_cli import senders_app  # noqa: E402
+
+app.add_typer(senders_app, name="senders")
 
 import mailserver.admin_cli  # noqa: E402, F401  (registers agency/alias/group/report/token/audit)

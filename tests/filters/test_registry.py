@@ -120,3 +120,39 @@ def test_dkim_key_rows_point_inside_the_key_directory(tmp_path: Path) -> None:
             assert (config.dkim_key_dir / row.private_key_file).is_file()
     finally:
         instance.store.db.dispose()
+
+
+def test_senders_commands_manage_a_mailboxs_lists(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    config = str(initialise_instance(data, "sotest.gov.vn").config_path)
+    runner = CliRunner()
+    added = runner.invoke(
+        app,
+        ["mailbox", "add", "lan@sotest.gov.vn", "--password-stdin", "--config", config],
+        input="Mat-khau#2026\n",
+    )
+    assert added.exit_code == 0, added.output
+
+    def senders(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, ["senders", *args, "--config", config])
+        return result.exit_code, result.output
+
+    assert senders("block", "lan@sotest.gov.vn", "@Spam.Example") == (
+        0,
+        "block @spam.example for lan@sotest.gov.vn\n",
+    )
+    assert senders("allow", "lan@sotest.gov.vn", "Boss@Partner.VN")[0] == 0
+    assert senders("list", "lan@sotest.gov.vn") == (
+        0,
+        "allow\tboss@partner.vn\nblock\t@spam.example\n",
+    )
+    assert senders("remove", "lan@sotest.gov.vn", "@spam.example")[0] == 0
+    assert senders("remove", "lan@sotest.gov.vn", "@spam.example") == (
+        1,
+        "error: lan@sotest.gov.vn has no rule for @spam.example\n",
+    )
+    assert senders("block", "nobody@sotest.gov.vn", "@x.vn") == (
+        1,
+        "error: no mailbox nobody@sotest.gov.vn\n",
+    )
+    assert senders("block", "lan@sotest.gov.vn", "not an address")[0] == 1

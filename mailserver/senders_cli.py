@@ -1,0 +1,82 @@
+"""`govmail senders`: a mailbox's allow and block lists of senders (the sender_lists filter).
+
+  govmail senders list ADDRESS
+  govmail senders allow|block ADDRESS PATTERN
+  govmail senders remove ADDRESS PATTERN
+A pattern is a full address or "@domain" (that domain and its subdomains).
+"""
+
+from __future__ import annotations
+
+import typer
+from sqlmodel import Session, col, select
+
+from mailserver.cli import CLI_ACTOR, ConfigOption, fail, opened
+from storage.accounts import require_mailbox
+from storage.mailbox_ops import MailboxError
+from storage.models import SenderRule, SenderRuleKind
+from storage.sender_rules import remove_sender_rule, set_sender_rule
+
+senders_app: typer.Typer = typer.Typer(
+    help="Per-mailbox allow and block lists of senders.", no_args_is_help=True
+)
+
+
+def _set(address: str, pattern: str, kind: SenderRuleKind, config: ConfigOption) -> None:
+    with opened(config) as instance:
+        try:
+            with instance.db.write_session() as session:
+                rule = set_sender_rule(session, CLI_ACTOR, address, pattern, kind)
+                shown = rule.pattern
+        except (MailboxError, ValueError) as exc:
+            raise fail(str(exc)) from exc
+    typer.echo(f"{kind} {shown} for {address.lower()}")
+
+
+@senders_app.command("allow")
+def senders_allow(address: str, pattern: str, config: ConfigOption = None) -> None:
+    """Never put mail from PATTERN in this mailbox's Junk."""
+    _set(address, pattern, SenderRuleKind.ALLOW, config)
+
+
+@senders_app.command("block")
+def senders_block(address: str, pattern: str, config: ConfigOption = None) -> None:
+    """Put mail from PATTERN in Junk (refused when every recipient blocks it)."""
+    _set(address, pattern, SenderRuleKind.BLOCK, config)
+
+
+@senders_app.command("remove")
+def senders_remove(address: str, pattern: str, config: ConfigOption = None) -> None:
+    """Forget this mailbox's rule for PATTERN."""
+    with opened(config) as instance:
+        try:
+            with instance.db.write_session() as session:
+                removed = remove_sender_rule(session, CLI_ACTOR, address, pattern)
+        except (MailboxError, ValueError) as exc:
+            raise fail(str(exc)) from exc
+    if not removed:
+        raise fail(f"{address.lower()} has no rule for {pattern}")
+    typer.echo(f"removed {pattern.lower()} for {address.lower()}")
+
+
+@senders_app.command("list")
+def senders_list(address: str, config: ConfigOption = None) -> None:
+    """The mailbox's rules: kind and pattern, tab-separated."""
+
+    def rules(session: Session) -> list[tuple[str, str]]:
+        mailbox = require_mailbox(session, address)
+        query = (
+            select(SenderRule)
+            .where(SenderRule.mailbox_id == mailbox.id)
+            .order_by(col(SenderRule.kind), col(SenderRule.pattern))
+        )
+        return [(r.kind, r.pattern) for r in session.exec(query)]
+
+    with opened(config) as instance:
+        try:
+            with instance.db.read_session() as session:
+                found = rules(session)
+        except MailboxError as exc:
+            raise fail(str(exc)) from exc
+    for kind, pattern in found:
+        typer.echo(f"{kind}\t{pattern}")
