@@ -280,3 +280,15 @@ async def test_a_rejected_message_is_rejected_for_every_recipient() -> None:
 
     result = await Pipeline([Allow(), Refuse()]).run(b"\r\n", CTX)
     assert result.action_for("u@sotest.gov.vn") is Action.REJECT
+
+
+async def test_deleting_a_mailbox_deletes_its_sender_rules(mail_store: MailStore) -> None:
+    from storage.accounts import delete_mailbox
+    from storage.sender_rules import rules_for
+
+    await mail_store.write(setup_mailboxes)
+    rule = await mail_store.write(
+        lambda s: set_sender_rule(s, "u", RECIPIENTS[0], "@evil.vn", SenderRuleKind.BLOCK)
+    )
+    await mail_store.write(lambda s: delete_mailbox(s, "u", RECIPIENTS[0]))
+    assert await mail_store.read(lambda s: rules_for(s, [rule.mailbox_id])) == []
