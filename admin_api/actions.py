@@ -19,8 +19,6 @@ from storage.password_policy import check_password
 
 T = TypeVar("T")
 
-SETUP_PATH = "/v1/password-setup"
-
 
 async def read(request: Request, fn: Callable[[Session], T]) -> T:
     return await store_of(request).read(fn)
@@ -52,12 +50,6 @@ def retention(config: GovmailConfig) -> timedelta:
 
 def setup_link_ttl(config: GovmailConfig) -> timedelta:
     return timedelta(hours=config.provisioning.setup_link_hours)
-
-
-def setup_link_base(config: GovmailConfig) -> str:
-    """The link prefix the token is appended to."""
-    base = config.admin_api.public_url.rstrip("/") or f"http://{config.admin_api.listen}"
-    return f"{base}{SETUP_PATH}?token="
 
 
 def mailbox_out(mailbox: Mailbox, config: GovmailConfig) -> MailboxOut:

@@ -80,15 +80,6 @@ class AgencyMerge(BaseModel):
     into_agency_id: Id
 
 
-class MergeOut(BaseModel):
-    children: int
-    domains: int
-    mailboxes: int
-    aliases: int
-    groups: int
-    tokens_revoked: int
-
-
 # ---------------------------------------------------------------- domains
 
 

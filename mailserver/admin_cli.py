@@ -20,7 +20,7 @@ from rich.table import Table
 from sqlmodel import Session
 
 from mailserver.cli import CLI_ACTOR, ConfigOption, app, fail, mailbox_app, opened
-from mailserver.instance import Instance
+from mailserver.instance import Instance, initial_password_params, setup_link_prefix
 from storage.admin_scope import EVERYTHING
 from storage.agency_tree import (
     AgencyFilter,
@@ -60,7 +60,6 @@ from storage.mailbox_admin import (
 from storage.mailbox_ops import MailboxError
 from storage.models import MailboxState, utcnow
 from storage.password_batch import PasswordHashPool
-from storage.passwords import PasswordParams
 from storage.staff_import import Credentials, ImportOptions, import_report_csv, run_staff_import
 from storage.tokens import ApiRole, issue_token, list_token_page, revoke_token
 from storage.usage_report import build_usage_report, report_csv, report_json
@@ -320,7 +319,6 @@ def mailbox_import(
         raise fail(f"cannot read {csv_file}: {exc}") from exc
     with opened(config) as instance:
         settings = instance.config
-        base = settings.admin_api.public_url.rstrip("/") or f"http://{settings.admin_api.listen}"
         options = ImportOptions(
             actor=CLI_ACTOR,
             quota_bytes=settings.storage.default_quota_mb * 1024 * 1024,
@@ -328,7 +326,7 @@ def mailbox_import(
             dry_run=dry_run,
             credentials=Credentials.LINK if links else Credentials.PASSWORD,
             link_ttl=timedelta(hours=settings.provisioning.setup_link_hours),
-            link_base_url=f"{base}/v1/password-setup?token=",
+            link_base_url=setup_link_prefix(settings),
         )
 
         def read(fn: Callable[[Session], Any]) -> Any:
@@ -339,11 +337,7 @@ def mailbox_import(
             with instance.db.write_session() as session:
                 return fn(session)
 
-        params = PasswordParams(
-            time_cost=settings.provisioning.initial_password_time_cost,
-            memory_kib=settings.auth.argon2_memory_kib,
-            parallelism=settings.auth.argon2_parallelism,
-        )
+        params = initial_password_params(settings)
         with (
             PasswordHashPool(params, settings.provisioning.hash_workers) as hasher,
             Progress(console=Console(stderr=True)) as progress,

@@ -41,6 +41,25 @@ def passwords_for(config: GovmailConfig) -> Passwords:
     )
 
 
+def initial_password_params(config: GovmailConfig) -> PasswordParams:
+    """argon2id for generated initial passwords: random and changed at first login, so
+    ``provisioning.initial_password_time_cost`` passes; memory as for users' passwords."""
+    return PasswordParams(
+        time_cost=config.provisioning.initial_password_time_cost,
+        memory_kib=config.auth.argon2_memory_kib,
+        parallelism=config.auth.argon2_parallelism,
+    )
+
+
+SETUP_PATH = "/v1/password-setup"
+
+
+def setup_link_prefix(config: GovmailConfig) -> str:
+    """One-time set-password links are this prefix followed by the token."""
+    base = config.admin_api.public_url.rstrip("/") or f"http://{config.admin_api.listen}"
+    return f"{base}{SETUP_PATH}?token="
+
+
 def open_instance(config: GovmailConfig, migrate: bool = True) -> Instance:
     """Open the database (migrating it to the current schema) and the blob store."""
     db = open_database(config.database_url, fsync=config.storage.fsync)

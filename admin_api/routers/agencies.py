@@ -16,7 +16,6 @@ from admin_api.schemas import (
     AgencyMove,
     AgencyOut,
     AgencyPatch,
-    MergeOut,
     PathId,
     QueryId,
     QueryText,
@@ -24,6 +23,7 @@ from admin_api.schemas import (
 )
 from storage.agency_tree import (
     AgencyFilter,
+    MergeResult,
     add_agency,
     delete_agency,
     get_agency,
@@ -93,13 +93,13 @@ async def move_agency_route(
     return agency_out(agency)
 
 
-@router.post("/{agency_id}/merge", response_model=MergeOut)
+@router.post("/{agency_id}/merge", response_model=MergeResult)
 async def merge_agency_route(
     request: Request, who: SystemAdmin, agency_id: PathId, body: AgencyMerge
-) -> MergeOut:
+) -> MergeResult:
     """Move everything of this agency into another (province mergers) and delete it."""
     result = await write(
         request,
         lambda s: merge_agency(s, who.scope, who.actor, agency_id, body.into_agency_id),
     )
-    return MergeOut(**result.__dict__)
+    return result

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from sqlmodel import Session
 
-from admin_api.actions import setup_link_base, setup_link_ttl
+from admin_api.actions import setup_link_ttl
 from admin_api.principal import Writer
 from admin_api.problems import PROBLEM_RESPONSES
 from admin_api.runtime import instance_of
 from admin_api.schemas import ImportReportOut, ImportRowOut
-from mailserver.instance import Instance
+from mailserver.instance import initial_password_params, setup_link_prefix
 from storage.models import utcnow
 from storage.password_batch import PasswordHashPool
-from storage.passwords import PasswordParams
 from storage.staff_import import Credentials, ImportOptions, run_staff_import
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"], responses=PROBLEM_RESPONSES)
@@ -30,15 +30,6 @@ CSV_BODY: dict[str, Any] = {
         "description": "Header: full_name,agency,position[,address]",
     }
 }
-
-
-def initial_password_params(instance: Instance) -> PasswordParams:
-    auth = instance.config.auth
-    return PasswordParams(
-        time_cost=instance.config.provisioning.initial_password_time_cost,
-        memory_kib=auth.argon2_memory_kib,
-        parallelism=auth.argon2_parallelism,
-    )
 
 
 @router.post("/staff", response_model=ImportReportOut, openapi_extra=CSV_BODY)
@@ -72,7 +63,7 @@ async def import_staff_route(
         dry_run=dry_run,
         credentials=Credentials(credentials),
         link_ttl=setup_link_ttl(config),
-        link_base_url=setup_link_base(config),
+        link_base_url=setup_link_prefix(config),
     )
     loop = asyncio.get_running_loop()
     store = instance.store
@@ -86,25 +77,17 @@ async def import_staff_route(
         return run
 
     def run_import() -> Any:
-        needs_hashing = credentials == "password" and not dry_run
-        if not needs_hashing:
+        hashing = credentials == "password" and not dry_run
+        params = initial_password_params(config)
+        pool = PasswordHashPool(params, config.provisioning.hash_workers) if hashing else None
+        with pool or nullcontext():
             return run_staff_import(
                 text,
                 who.scope,
                 options,
                 through_store(store.read),
                 through_store(store.write),
-                None,
-            )
-        workers = config.provisioning.hash_workers
-        with PasswordHashPool(initial_password_params(instance), workers) as hasher:
-            return run_staff_import(
-                text,
-                who.scope,
-                options,
-                through_store(store.read),
-                through_store(store.write),
-                hasher,
+                pool,
             )
 
     report = await asyncio.to_thread(run_import)

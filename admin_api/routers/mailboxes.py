@@ -12,7 +12,6 @@ from admin_api.actions import (
     mailbox_out,
     read,
     retention,
-    setup_link_base,
     setup_link_ttl,
     write,
 )
@@ -35,6 +34,7 @@ from admin_api.schemas import (
     QueryText,
     SendAsIn,
 )
+from mailserver.instance import setup_link_prefix
 from storage.accounts import create_mailbox, find_domain, normalise_address
 from storage.admin_scope import address_taken, may_use_address
 from storage.directory_admin import AddressUnavailable
@@ -122,7 +122,7 @@ async def create_mailbox_route(request: Request, who: Writer, body: MailboxIn) -
         return mailbox, token
 
     mailbox, token = await write(request, create)
-    link = setup_link_base(config) + token if token else None
+    link = setup_link_prefix(config) + token if token else None
     return MailboxCreated(mailbox=mailbox_out(mailbox, config), setup_link=link)
 
 
@@ -214,7 +214,7 @@ async def reset_password_route(
             return issue_setup_token(session, who.actor, target, setup_link_ttl(config), now)
 
         token = await write(request, link)
-        return PasswordOut(address=mailbox.address, setup_link=setup_link_base(config) + token)
+        return PasswordOut(address=mailbox.address, setup_link=setup_link_prefix(config) + token)
     password_hash = await hash_new_password(
         request, body.password, mailbox.address, mailbox.display_name or None
     )

@@ -10,9 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from admin_api.actions import SETUP_PATH, hash_new_password, read, write
+from admin_api.actions import hash_new_password, read, write
 from admin_api.problems import PROBLEM_RESPONSES
 from admin_api.schemas import AddressOut, Printable, SetupIn
+from mailserver.instance import SETUP_PATH
 from storage.models import utcnow
 from storage.password_setup import redeem_setup_token, setup_token_mailbox
 
