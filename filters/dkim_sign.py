@@ -57,15 +57,20 @@ def sign_message(message: bytes, keys: list[SigningKey]) -> list[tuple[str, str]
     present = {name.encode("ascii", "replace") for name, _ in header_fields(message)}
     include = [h for h in SIGNED_HEADERS if h in present or h == b"from"]
     for key in keys:
-        signed = dkim.sign(
-            message,
-            key.selector.encode("ascii"),
-            key.domain.encode("ascii"),
-            key.private_key,
-            canonicalize=(b"relaxed", b"relaxed"),
-            signature_algorithm=key.algorithm.encode("ascii"),
-            include_headers=include,
-        )
+        try:
+            signed = dkim.sign(
+                message,
+                key.selector.encode("ascii"),
+                key.domain.encode("ascii"),
+                key.private_key,
+                canonicalize=(b"relaxed", b"relaxed"),
+                signature_algorithm=key.algorithm.encode("ascii"),
+                include_headers=include,
+            )
+        except dkim.DKIMException as exc:
+            # One unusable key (e.g. Ed25519 without PyNaCl) must not stop the other signature.
+            log.error("event=dkim_sign_failed d=%s s=%s error=%r", key.domain, key.selector, exc)
+            continue
         name, _, value = signed.decode("ascii").partition(":")
         fields.append((name, value.strip(" ").rstrip("\r\n")))
     return fields

@@ -85,10 +85,13 @@ def _key_name(tags: dict[str, str]) -> str:
 
 def _verify_one(
     message: bytes, index: int, records: dict[str, list[str] | DnsTempError]
-) -> tuple[bool, str]:
+) -> tuple[bool | None, str]:
     try:
         verifier = dkim.DKIM(message, minkey=MIN_RSA_BITS)
         ok = bool(verifier.verify(idx=index, dnsfunc=_dnsfunc(records)))
+    except dkim.NaClNotFoundError as exc:
+        # RFC 8463 / RFC 6376 6.1.1: an algorithm the verifier lacks is not a failure.
+        return None, str(exc)
     except dkim.DKIMException as exc:
         return False, str(exc)
     return ok, "" if ok else "signature did not verify"
@@ -119,7 +122,8 @@ async def verify_dkim(
                 results.append(DkimResult("permerror", *common, "no key record"))
                 continue
             ok, detail = _verify_one(message, index, records)
-            results.append(DkimResult("pass" if ok else "fail", *common, detail))
+            word = "neutral" if ok is None else "pass" if ok else "fail"
+            results.append(DkimResult(word, *common, detail))
         return results
 
     outcome: list[DkimResult] = await offload(verify_all)

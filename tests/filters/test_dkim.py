@@ -327,3 +327,36 @@ def test_key_files_are_not_world_readable_by_default_umask(tmp_path: Path) -> No
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with pytest.raises(FileExistsError):
         write_private_key(tmp_path / "k", "d.vn/s.key", b"other")
+
+
+def test_without_pynacl_rsa_still_signs_and_ed25519_verifies_as_neutral(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dkim
+
+    from filters.dkim_keys import generate_key
+    from filters.dkim_sign import SigningKey, sign_message
+    from filters.dkim_verify import _verify_one
+
+    real_sign = dkim.sign
+
+    def sign_without_nacl(message: bytes, *args: object, **kwargs: object) -> bytes:
+        if kwargs.get("signature_algorithm") == b"ed25519-sha256":
+            raise dkim.NaClNotFoundError("pynacl module required for ed25519 signing")
+        return real_sign(message, *args, **kwargs)  # type: ignore[no-any-return, arg-type]
+
+    monkeypatch.setattr(dkim, "sign", sign_without_nacl)
+    rsa, ed = generate_key(RSA), generate_key(ED25519)
+    keys = [
+        SigningKey(DOMAIN, "r", RSA, rsa.private_file),
+        SigningKey(DOMAIN, "e", ED25519, ed.private_file),
+    ]
+    fields = sign_message(MESSAGE, keys)
+    assert [f[0] for f in fields] == ["DKIM-Signature"] and "a=rsa-sha256" in fields[0][1]
+
+    def verify_without_nacl(self: object, idx: int = 0, dnsfunc: object = None) -> bool:
+        raise dkim.NaClNotFoundError("pynacl module required for ed25519 signing")
+
+    monkeypatch.setattr(dkim.DKIM, "verify", verify_without_nacl)
+    signed = f"{fields[0][0]}: {fields[0][1]}\r\n".encode() + MESSAGE
+    assert _verify_one(signed, 0, {})[0] is None
