@@ -36,6 +36,7 @@ from storage.models import (
     UsageDaily,
     utcnow,
 )
+from storage.usage_counters import count_usage
 
 MIB = 1024 * 1024
 
@@ -340,6 +341,7 @@ def note_login(session: Session, mailbox_id: int, success: bool, max_failures: i
     if success:
         mailbox.failed_logins = 0
         mailbox.last_login_at = utcnow()
+        count_usage(session, mailbox_id, mailbox.last_login_at.date(), logins=1)
     else:
         mailbox.failed_logins += 1
         if mailbox.failed_logins >= max_failures and mailbox.state == MailboxState.ACTIVE:

@@ -20,6 +20,7 @@ from storage.mailbox_ops import INBOX, FolderNotFound, append_message, get_folde
 from storage.message_index import IndexedMessage
 from storage.recipients import Expansion, Refusal, Sender, is_local_domain, resolve_local
 from storage.store import MailStore
+from storage.usage_counters import count_usage
 
 
 @dataclass
@@ -77,6 +78,8 @@ def apply_delivery(
         except FolderNotFound:
             folder = get_folder(session, mailbox_id, INBOX)  # a deleted Junk folder
         append_message(session, folder, blob, indexed, enforce_quota=False)
+        count_usage(session, mailbox_id, options.now.date(), received=1)
+    _count_sent(session, options)
     if not delivery.remote:
         return None
     return enqueue(
@@ -91,6 +94,15 @@ def apply_delivery(
         envid=options.envid,
         ret=options.ret,
     )
+
+
+def _count_sent(session: Session, options: QueueOptions) -> None:
+    """One message sent by the authenticated user, for the usage report."""
+    if options.source != "submission" or not options.authenticated_user:
+        return
+    mailbox = find_mailbox(session, options.authenticated_user)
+    if mailbox is not None and mailbox.id is not None:
+        count_usage(session, mailbox.id, options.now.date(), sent=1)
 
 
 async def store_and_queue(
