@@ -16,8 +16,13 @@ LISTENING = re.compile(r"event=listening (?P<pairs>.*?) data_dir=")
 START_TIMEOUT = 30.0
 
 
+# Filters stay offline in test processes: DNS is the (empty) static table, no spamd.
+OFFLINE_FILTERS = {"GOVMAIL_DNS__SYSTEM_RESOLVER": "false", "GOVMAIL_SPAMD__ENABLED": "false"}
+
+
 def govmail_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVMAIL_")}
+    env.update(OFFLINE_FILTERS)
     env.update(extra)
     return env
 
