@@ -78,6 +78,8 @@ def apply_delivery(
         except FolderNotFound:
             folder = get_folder(session, mailbox_id, INBOX)  # a deleted Junk folder
         append_message(session, folder, blob, indexed, enforce_quota=False)
+    # Counter rows are locked in one order (by id), whatever the order of the recipients.
+    for mailbox_id in sorted({mailbox_id for mailbox_id, _ in delivery.local}):
         count_usage(session, mailbox_id, options.now.date(), received=1)
     _count_sent(session, options)
     if not delivery.remote:
