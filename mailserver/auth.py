@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from mailserver.instance import Instance
 from storage.accounts import find_mailbox, note_login
@@ -27,11 +27,9 @@ class LoginResult:
     reason: str = ""  # for logs only; clients get a generic failure
 
 
-# A successful login refreshes last_login_at (read by the usage report, at day granularity)
-# only when it is older than this, so a busy client does not cost a commit per login.
-LOGIN_STAMP_INTERVAL = timedelta(hours=1)
-
-
+# A successful login is written (last_login_at, the day's login counter for the usage report)
+# once per account per UTC day, or when it resets failures; the usage report counts days with
+# logins, so a busy client does not cost a commit per login.
 @dataclass(frozen=True)
 class _Account:
     id: int
@@ -45,7 +43,7 @@ class _Account:
         return (
             self.failed_logins == 0
             and self.last_login_at is not None
-            and now - self.last_login_at < LOGIN_STAMP_INTERVAL
+            and self.last_login_at.astimezone(UTC).date() == now.date()
         )
 
 

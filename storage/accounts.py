@@ -333,6 +333,8 @@ def delete_mailbox(session: Session, actor: str, address: str) -> None:
 def note_login(session: Session, mailbox_id: int, success: bool, max_failures: int) -> str:
     """Count a login attempt; after ``max_failures`` consecutive failures, lock the account.
 
+    Callers may skip a success that changes nothing (mailserver.auth: already stamped today, no
+    failures to reset), so the day's ``logins`` counter means "at least one login that day".
     Returns the account state after the attempt.
     """
     mailbox = session.get(Mailbox, mailbox_id)

@@ -1,4 +1,4 @@
-"""Shared password logins: lockout counting, and no commit for a login that changes nothing."""
+"""Shared password logins: lockout counting; a login already stamped today commits nothing."""
 
 from __future__ import annotations
 
