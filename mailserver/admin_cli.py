@@ -1,4 +1,4 @@
-"""`govmail agency|alias|group|report|token|audit ...` and the extra `mailbox` commands.
+"""`govmail agency|domain|alias|group|report|token|audit ...` and more `mailbox` commands.
 
 The CLI mirrors the admin API: every command calls the same storage operation as the matching
 route, with the whole tree in scope and "cli" as the audited actor. Lists print rich tables
@@ -25,6 +25,7 @@ from storage.admin_scope import EVERYTHING
 from storage.agency_tree import (
     AgencyFilter,
     add_agency,
+    delete_agency,
     list_agencies,
     merge_agency,
     move_agency,
@@ -43,6 +44,14 @@ from storage.directory_admin import (
     list_alias_page,
     list_group_page,
     remove_group_member,
+    update_group,
+)
+from storage.domain_admin import (
+    DomainFilter,
+    add_domain,
+    delete_domain,
+    list_domain_page,
+    set_domain_kind,
 )
 from storage.listing import MAX_PAGE_SIZE, PageRequest
 from storage.mailbox_admin import (
@@ -58,7 +67,7 @@ from storage.mailbox_admin import (
     update_mailbox,
 )
 from storage.mailbox_ops import MailboxError
-from storage.models import MailboxState, utcnow
+from storage.models import DomainKind, MailboxState, utcnow
 from storage.password_batch import PasswordHashPool
 from storage.staff_import import Credentials, ImportOptions, import_report_csv, run_staff_import
 from storage.tokens import ApiRole, issue_token, list_token_page, revoke_token
@@ -67,6 +76,7 @@ from storage.usage_report import build_usage_report, report_csv, report_json
 T = TypeVar("T")
 console = Console()
 agency_app = typer.Typer(help="The agency tree.", no_args_is_help=True)
+domain_app = typer.Typer(help="Agencies' mail domains.", no_args_is_help=True)
 alias_app = typer.Typer(help="Aliases (forwarding addresses).", no_args_is_help=True)
 group_app = typer.Typer(help="Groups (distribution lists).", no_args_is_help=True)
 report_app = typer.Typer(help="Usage reports.", no_args_is_help=True)
@@ -180,6 +190,69 @@ def agency_merge(source: int, into: int, config: ConfigOption = None) -> None:
     """Move everything of SOURCE into INTO (province mergers) and delete SOURCE."""
     result = writing(config, lambda _i, s: merge_agency(s, EVERYTHING, CLI_ACTOR, source, into))
     typer.echo(f"merged agency {source} into {into}: {json.dumps(result.__dict__)}")
+
+
+@agency_app.command("delete")
+def agency_delete(agency_id: int, config: ConfigOption = None) -> None:
+    """Delete an agency that holds nothing (no sub-agency, domain, mailbox, alias, group)."""
+    writing(config, lambda _i, s: delete_agency(s, EVERYTHING, CLI_ACTOR, agency_id))
+    typer.echo(f"deleted agency {agency_id}")
+
+
+# ---------------------------------------------------------------- domains
+
+
+@domain_app.command("list")
+def domain_list(
+    agency: Annotated[int | None, typer.Option("--agency")] = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    sort: Sort = "",
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    filters = DomainFilter(agency_id=agency)
+    result = reading(
+        config, lambda s: list_domain_page(s, EVERYTHING, filters, page(offset, limit, sort))
+    )
+    rows = [d.model_dump() for d in result.items]
+    show(rows, ["id", "name", "agency_id", "kind"], as_json, result.total)
+
+
+@domain_app.command("add")
+def domain_add(
+    name: str,
+    agency: Annotated[int, typer.Option("--agency", help="The agency it belongs to.")],
+    legacy: Annotated[bool, typer.Option("--legacy", help="A legacy domain (merger).")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Add a domain; `govmail dkim dns DOMAIN` prints the records to publish."""
+    kind = DomainKind.LEGACY if legacy else DomainKind.PRIMARY
+    created = writing(
+        config, lambda _i, s: add_domain(s, EVERYTHING, CLI_ACTOR, name, agency, kind).name
+    )
+    typer.echo(f"created domain {created}")
+
+
+@domain_app.command("kind")
+def domain_kind(
+    domain_id: int,
+    kind: Annotated[str, typer.Argument(help="primary or legacy")],
+    config: ConfigOption = None,
+) -> None:
+    try:
+        chosen = DomainKind(kind)
+    except ValueError as exc:
+        raise fail("kind is primary or legacy") from exc
+    writing(config, lambda _i, s: set_domain_kind(s, EVERYTHING, CLI_ACTOR, domain_id, chosen))
+    typer.echo(f"domain {domain_id} is {chosen.value}")
+
+
+@domain_app.command("delete")
+def domain_delete(domain_id: int, config: ConfigOption = None) -> None:
+    """Delete a domain that holds no mailbox, alias, group or DKIM key."""
+    writing(config, lambda _i, s: delete_domain(s, EVERYTHING, CLI_ACTOR, domain_id))
+    typer.echo(f"deleted domain {domain_id}")
 
 
 # ---------------------------------------------------------------- mailboxes (beyond cli.py's)
@@ -429,6 +502,17 @@ def group_add(
     typer.echo(f"created group {address.lower()}")
 
 
+@group_app.command("update")
+def group_update(
+    group_id: int,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    policy: Annotated[str | None, typer.Option("--policy", help="Who may send.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    writing(config, lambda _i, s: update_group(s, EVERYTHING, CLI_ACTOR, group_id, name, policy))
+    typer.echo(f"updated group {group_id}")
+
+
 @group_app.command("members")
 def group_members(
     group_id: int,
@@ -530,6 +614,7 @@ def audit_list(
 
 for sub_app, name in (
     (agency_app, "agency"),
+    (domain_app, "domain"),
     (alias_app, "alias"),
     (group_app, "group"),
     (report_app, "report"),

@@ -73,3 +73,26 @@ def test_cli_errors_are_one_line_on_stderr(config: str) -> None:
     assert "error: an agency cannot move below itself" in result.output
     unknown = CliRunner().invoke(app, ["mailbox", "lock", "nobody@hanoi.gov.vn", "-c", config])
     assert unknown.exit_code == 1 and "error: no mailbox nobody@hanoi.gov.vn" in unknown.output
+
+
+def test_domain_and_group_commands(config: str) -> None:
+    assert run("domain", "add", "SKHCN.hanoi.gov.vn", "--agency", "1", "-c", config) == (
+        "created domain skhcn.hanoi.gov.vn\n"
+    )
+    listed = json.loads(run("domain", "list", "--json", "--sort", "-name", "-c", config))
+    assert [(d["name"], d["kind"]) for d in listed] == [
+        ("skhcn.hanoi.gov.vn", "primary"),
+        ("hanoi.gov.vn", "primary"),
+    ]
+    assert run("domain", "kind", str(listed[0]["id"]), "legacy", "-c", config) == (
+        f"domain {listed[0]['id']} is legacy\n"
+    )
+    assert run("domain", "delete", str(listed[0]["id"]), "-c", config).startswith("deleted")
+    run("group", "add", "all@hanoi.gov.vn", "-c", config)
+    run("group", "update", "1", "--policy", "anyone", "-c", config)
+    groups = json.loads(run("group", "list", "--json", "-c", config))
+    assert [(g["address"], g["send_policy"]) for g in groups] == [("all@hanoi.gov.vn", "anyone")]
+    refused = CliRunner().invoke(app, ["group", "update", "1", "--policy", "nobody", "-c", config])
+    assert refused.exit_code == 1 and "send policy must be one of" in refused.output
+    run("agency", "add", "tmp", "Tạm", "--parent", "1", "-c", config)
+    assert run("agency", "delete", "2", "-c", config) == "deleted agency 2\n"
