@@ -154,8 +154,9 @@ def parse_staff_csv(text: str) -> tuple[list[StaffRow], list[RowOutcome]]:
     rows: list[StaffRow] = []
     problems: list[RowOutcome] = []
     try:
+        previous = reader.line_num
         for record in reader:
-            line = reader.line_num
+            line, previous = previous + 1, reader.line_num  # where the record starts
             if not any(value.strip() for value in record):
                 continue
             if len(rows) + len(problems) >= MAX_ROWS:
