@@ -17,11 +17,14 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import insert
+from sqlmodel import Session
 
 from admin_api.app import create_app
 from mailserver.config import GovmailConfig
@@ -141,11 +144,11 @@ def time_import(config: GovmailConfig, rows: int, time_cost: int) -> tuple[float
     lines += [f"{person(rng)},imp{rng.randrange(10)},Chuyên viên" for _ in range(rows)]
     text = "\n".join(lines) + "\n"
 
-    def read(fn):  # type: ignore[no-untyped-def]
+    def read(fn: Callable[[Session], Any]) -> Any:
         with instance.db.read_session() as session:
             return fn(session)
 
-    def write(fn):  # type: ignore[no-untyped-def]
+    def write(fn: Callable[[Session], Any]) -> Any:
         with instance.db.write_session() as session:
             return fn(session)
 
