@@ -27,7 +27,7 @@ from sqlalchemy import insert
 from sqlmodel import Session
 
 from admin_api.app import create_app
-from mailserver.config import GovmailConfig
+from mailserver.config import AdminAPISection, GovmailConfig, ServerSection
 from mailserver.instance import open_instance
 from storage.accounts import create_agency, create_domain
 from storage.admin_scope import EVERYTHING
@@ -101,7 +101,7 @@ async def time_requests(
     instance = open_instance(config, migrate=False)
     await instance.store.start()
     rng = random.Random(11)
-    scenarios = {
+    scenarios: dict[str, Callable[[], tuple[str, dict[str, Any]]]] = {
         "list, first page (sort address)": lambda: ("system", {}),
         "list, random page (offset)": lambda: (
             "system", {"offset": rng.randrange(0, total - 50)},
@@ -171,7 +171,10 @@ def main() -> None:
     parser.add_argument("--time-cost", type=int, default=1, help="argon2 passes, initial passwords")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        config = GovmailConfig(server={"data_dir": tmp}, admin_api={"listen": "127.0.0.1:0"})
+        config = GovmailConfig(
+            server=ServerSection(data_dir=Path(tmp)),
+            admin_api=AdminAPISection(listen="127.0.0.1:0"),
+        )
         config.config_path = Path(tmp) / "govmail.toml"
         started = time.perf_counter()
         tokens, agencies = build(config, args.mailboxes, args.agencies)
