@@ -45,6 +45,7 @@ def test_bad_rows_are_reported_by_line_and_good_ones_kept() -> None:
         ("name\nAn\n", "the header must name the columns full_name and agency"),
         ("full_name,agency\n" + "An,x\n" * (MAX_ROWS + 1), f"at most {MAX_ROWS} rows"),
     ],
+    ids=["empty", "no-agency-column", "too-many-rows"],
 )
 def test_unreadable_files(text: str, message: str) -> None:
     with pytest.raises(ImportFileError) as caught:
