@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 from sqlalchemy import insert
-from sqlmodel import Session
 
 from admin_api.app import create_app
 from mailserver.config import AdminAPISection, GovmailConfig, ServerSection
@@ -144,19 +143,13 @@ def time_import(config: GovmailConfig, rows: int, time_cost: int) -> tuple[float
     lines += [f"{person(rng)},imp{rng.randrange(10)},Chuyên viên" for _ in range(rows)]
     text = "\n".join(lines) + "\n"
 
-    def read(fn: Callable[[Session], Any]) -> Any:
-        with instance.db.read_session() as session:
-            return fn(session)
-
-    def write(fn: Callable[[Session], Any]) -> Any:
-        with instance.db.write_session() as session:
-            return fn(session)
-
     params = PasswordParams(time_cost=time_cost, memory_kib=config.auth.argon2_memory_kib)
     options = ImportOptions("bench", 2**31, datetime.now(UTC))
     started = time.perf_counter()
     with PasswordHashPool(params) as hasher:
-        report = run_staff_import(text, EVERYTHING, options, read, write, hasher)
+        report = run_staff_import(
+            text, EVERYTHING, options, instance.db.run_read, instance.db.run_write, hasher
+        )
     elapsed = time.perf_counter() - started
     instance.store.db.dispose()
     return elapsed, report.summary()

@@ -89,9 +89,9 @@ Sort = Annotated[str, typer.Option("--sort", help="Field to sort by; -field desc
 
 
 def reading(config: Path | None, fn: Callable[[Session], T]) -> T:
-    with opened(config) as instance, instance.db.read_session() as session:
+    with opened(config) as instance:
         try:
-            return fn(session)
+            return instance.db.run_read(fn)
         except (MailboxError, ValueError) as exc:
             raise fail(str(exc)) from exc
 
@@ -99,8 +99,7 @@ def reading(config: Path | None, fn: Callable[[Session], T]) -> T:
 def writing(config: Path | None, fn: Callable[[Instance, Session], T]) -> T:
     with opened(config) as instance:
         try:
-            with instance.db.write_session() as session:
-                return fn(instance, session)
+            return instance.db.run_write(lambda session: fn(instance, session))
         except (MailboxError, ValueError) as exc:
             raise fail(str(exc)) from exc
 
@@ -402,14 +401,6 @@ def mailbox_import(
             link_base_url=setup_link_prefix(settings),
         )
 
-        def read(fn: Callable[[Session], Any]) -> Any:
-            with instance.db.read_session() as session:
-                return fn(session)
-
-        def write(fn: Callable[[Session], Any]) -> Any:
-            with instance.db.write_session() as session:
-                return fn(session)
-
         params = initial_password_params(settings)
         with (
             PasswordHashPool(params, settings.provisioning.hash_workers) as hasher,
@@ -421,7 +412,15 @@ def mailbox_import(
                 progress.update(task, completed=done, total=total)
 
             try:
-                result = run_staff_import(text, EVERYTHING, options, read, write, hasher, advance)
+                result = run_staff_import(
+                    text,
+                    EVERYTHING,
+                    options,
+                    instance.db.run_read,
+                    instance.db.run_write,
+                    hasher,
+                    advance,
+                )
             except MailboxError as exc:
                 raise fail(str(exc)) from exc
     rendered = import_report_csv(result)

@@ -7,16 +7,17 @@ lets run beside the writer. PostgreSQL uses one engine for both.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,16 @@ class Database:
     def read_session(self) -> Iterator[Session]:
         with Session(self.reader, expire_on_commit=False) as session:
             yield session
+
+    def run_read(self, fn: Callable[[Session], T]) -> T:
+        """``fn`` in a read session (for synchronous callers: the CLI, scripts)."""
+        with self.read_session() as session:
+            return fn(session)
+
+    def run_write(self, fn: Callable[[Session], T]) -> T:
+        """``fn`` in a write transaction, committed when it returns."""
+        with self.write_session() as session:
+            return fn(session)
 
     def dispose(self) -> None:
         self.writer.dispose()
