@@ -7,7 +7,7 @@ expires, and only for a mailbox that may log in. Issuing a new link voids the ol
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
@@ -59,17 +59,12 @@ def _valid_row(session: Session, token: str, now: datetime) -> tuple[PasswordSet
     row = session.exec(
         select(PasswordSetupToken).where(col(PasswordSetupToken.token_sha256) == hash_token(token))
     ).first()
-    if row is None or row.used_at is not None or _aware(row.expires_at) <= now:
+    if row is None or row.used_at is not None or row.expires_at <= now:
         raise SetupLinkInvalid("this link is not valid (used, expired or unknown)")
     mailbox = session.get(Mailbox, row.mailbox_id)
     if mailbox is None or mailbox.state != MailboxState.ACTIVE:
         raise SetupLinkInvalid("this link is not valid (used, expired or unknown)")
     return row, mailbox
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they are stored in UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def setup_token_mailbox(session: Session, token: str, now: datetime) -> Mailbox:
