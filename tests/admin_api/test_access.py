@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlmodel import Session, select
 
-from storage.models import AuditEvent
+from storage.models import AuditEvent, Mailbox
+from storage.password_setup import issue_setup_token
+from storage.tokens import issue_token
 from tests.admin_api.world import World
 
 PROBLEM = "application/problem+json"
@@ -186,3 +190,30 @@ async def test_search_is_indexed_follows_renames_and_takes_wildcards_literally(
     assert await found("do hung") == ["thanhnn.skhcn@hanoi.gov.vn"]
     await world_any.delete("system", f"/v1/mailboxes/{world_any.ids['mailbox_b']}")
     assert await found("lan") == ["lanpt@stc.hanoi.gov.vn"]  # retired, not yet deleted
+
+
+async def test_expired_tokens_and_setup_links_are_refused(world_any: World) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+
+    def expired_token(session: Session) -> str:
+        return issue_token(session, "test", "old", "system_admin", None, past)
+
+    token = await world_any.instance.store.write(expired_token)
+    response = await world_any.client.get(
+        "/v1/tokens/me", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+
+    def expired_link(session: Session) -> str:
+        mailbox = session.get(Mailbox, world_any.ids["mailbox_a"])
+        assert mailbox is not None
+        return issue_setup_token(
+            session, "test", mailbox, timedelta(hours=1), past - timedelta(hours=1)
+        )
+
+    link = await world_any.instance.store.write(expired_link)
+    used = await world_any.client.post(
+        "/v1/password-setup", json={"token": link, "password": "Zq7#mWx!pL2v"}
+    )
+    assert used.status_code == 400
+    assert used.json()["detail"] == "this link is not valid (used, expired or unknown)"
