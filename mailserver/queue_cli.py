@@ -34,7 +34,9 @@ from mailserver.delivery.runner import Attempt, QueueRunner
 from mailserver.instance import Instance
 from storage.accounts import audit
 
-queue_app = typer.Typer(help="Inspect and manage the outbound queue.", no_args_is_help=True)
+queue_app: typer.Typer = typer.Typer(
+    help="Inspect and manage the outbound queue.", no_args_is_help=True
+)
 BOUNCE_REPLY = "550 5.3.0 Returned to sender by the postmaster"
 
 
