@@ -17,6 +17,7 @@ from admin_api.routers import (
     domains,
     imports,
     mailboxes,
+    password_change,
     password_setup,
     queue,
     reports,
@@ -50,6 +51,7 @@ def create_app(instance: Instance) -> FastAPI:
         reports.router,
         imports.router,
         password_setup.router,
+        password_change.router,
     ):
         app.include_router(router)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from mailserver.instance import Instance
 from storage.accounts import find_mailbox, note_login
@@ -19,12 +19,19 @@ from storage.models import MailboxState
 log = logging.getLogger(__name__)
 
 
+# Where users change an expired password (served by the admin API app).
+PASSWORD_CHANGE_PATH = "/v1/password-change"
+
+
 @dataclass(frozen=True)
 class LoginResult:
     ok: bool
     mailbox_id: int | None = None
     address: str | None = None
     reason: str = ""  # for logs only; clients get a generic failure
+    # The password was right but must be changed first (admin's "change at next login", or
+    # older than auth.password_max_age_days): RFC 5530 [EXPIRED].
+    password_expired: bool = False
 
 
 # A successful login is written (last_login_at, the day's login counter for the usage report)
@@ -38,6 +45,15 @@ class _Account:
     state: str
     failed_logins: int
     last_login_at: datetime | None
+    must_change_password: bool
+    password_changed_at: datetime | None
+
+    def password_expired(self, now: datetime, max_age_days: int) -> bool:
+        if self.must_change_password:
+            return True
+        if max_age_days <= 0 or self.password_changed_at is None:
+            return False
+        return now - self.password_changed_at > timedelta(days=max_age_days)
 
     def login_changes_nothing(self, now: datetime) -> bool:
         return (
@@ -48,9 +64,13 @@ class _Account:
 
 
 async def check_login(
-    instance: Instance, username: str, password: str, protocol: str
+    instance: Instance, username: str, password: str, protocol: str, allow_expired: bool = False
 ) -> LoginResult:
-    """Verify ``username``/``password`` and count the attempt against the account."""
+    """Verify ``username``/``password`` and count the attempt against the account.
+
+    A right password that must be changed first fails with ``password_expired`` set, unless
+    ``allow_expired`` (the password-change page itself).
+    """
     store = instance.store
 
     def load(session: object) -> _Account | None:
@@ -64,6 +84,8 @@ async def check_login(
             mailbox.state,
             mailbox.failed_logins,
             mailbox.last_login_at,
+            mailbox.must_change_password,
+            mailbox.password_changed_at,
         )
 
     account = await store.read(load)
@@ -84,8 +106,22 @@ async def check_login(
             account.state,
         )
         return LoginResult(False, account.id, account.address, reason=f"account {account.state}")
+    now = datetime.now(UTC)
+    if (
+        valid
+        and not allow_expired
+        and account.password_expired(now, instance.config.auth.password_max_age_days)
+    ):
+        log.info(
+            "event=login_refused protocol=%s user=%s reason=password_expired",
+            protocol,
+            account.address,
+        )
+        return LoginResult(
+            False, account.id, account.address, "password expired", password_expired=True
+        )
     max_failures = instance.config.auth.max_failed_logins
-    if valid and account.login_changes_nothing(datetime.now(UTC)):
+    if valid and account.login_changes_nothing(now):
         log.info("event=login protocol=%s user=%s", protocol, account.address)
         return LoginResult(True, account.id, account.address)
     state = await store.write(lambda s: note_login(s, account.id, valid, max_failures))
@@ -99,3 +135,10 @@ async def check_login(
         return LoginResult(False, account.id, account.address, reason="bad password")
     log.info("event=login protocol=%s user=%s", protocol, account.address)
     return LoginResult(True, account.id, account.address)
+
+
+def password_change_url(instance: Instance) -> str:
+    """The page where users change an expired password (the admin app's public address)."""
+    config = instance.config.admin_api
+    base = config.public_url.rstrip("/") or f"http://{config.listen}"
+    return base + PASSWORD_CHANGE_PATH

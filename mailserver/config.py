@@ -78,6 +78,7 @@ class AuthSection(BaseModel):
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
     max_failed_logins: int = 12
+    password_max_age_days: int = 180  # provincial rule: change every 6 months; 0 = never
     failed_login_delay_seconds: float = 1.0
     # Password spraying: many accounts tried from one address. Counted per client IP.
     max_failures_per_ip: int = 30

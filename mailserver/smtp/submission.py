@@ -28,7 +28,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Session
 from sqlmodel import Session as DBSession
 
 from filters.pipeline import Direction, Pipeline
-from mailserver.auth import check_login
+from mailserver.auth import check_login, password_change_url
 from mailserver.auth_throttle import LoginThrottle
 from mailserver.delivery.dispatch import (
     Delivery,
@@ -116,6 +116,10 @@ class SubmissionPolicy(MXPolicy):
             password.decode("utf-8", "replace"),
             "smtp",
         )
+        if result.password_expired:
+            url = password_change_url(self.instance)
+            await server.push(f"535 5.7.8 Password must be changed first: {url}")
+            return AuthResult(success=False, handled=True)
         if not result.ok or result.mailbox_id is None or result.address is None:
             self.throttle.note_failure(ip)
             return AuthResult(success=False, handled=False)

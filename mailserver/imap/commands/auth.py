@@ -7,12 +7,11 @@ and a connection that fails too often is closed, so guessing costs the guesser t
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from typing import TYPE_CHECKING
 
-from mailserver.auth import check_login
+from mailserver.auth import check_login, password_change_url
 from mailserver.imap import protocol as p
 from mailserver.imap import response as r
 from mailserver.imap.commands.base import Done
@@ -26,9 +25,13 @@ if TYPE_CHECKING:
 
 async def _authenticate(session: Session, username: str, password: str) -> Done:
     result = await check_login(session.instance, username, password, "imap")
+    if result.password_expired:
+        # RFC 5530 EXPIRED: the password is right but may not be used until it is changed.
+        url = password_change_url(session.instance)
+        raise CommandFailed(f"Password must be changed first: {url}", "EXPIRED")
     if not result.ok or result.mailbox_id is None or result.address is None:
+        # check_login already paused; this counts failures on this connection.
         session.auth_failures += 1
-        await asyncio.sleep(session.instance.config.auth.failed_login_delay_seconds)
         if session.auth_failures >= MAX_AUTH_FAILURES_PER_CONNECTION:
             raise CloseConnection("Too many failed logins")
         raise CommandFailed("Invalid credentials", "AUTHENTICATIONFAILED")
