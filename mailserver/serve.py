@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import ssl
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,12 @@ from mailserver.smtp.submission import SubmissionPolicy
 from mailserver.tls import ensure_self_signed_cert, server_ssl_context
 
 log = logging.getLogger("govmail")
+
+# aiosmtpd warns on every connection when AUTH does not require its STARTTLS; on the 465
+# listener the whole connection is TLS before aiosmtpd sees it, so the warning is wrong there.
+warnings.filterwarnings(
+    "ignore", message="Requiring AUTH while not requiring TLS", category=UserWarning
+)
 
 
 class _QuietUvicorn(uvicorn.Server):
