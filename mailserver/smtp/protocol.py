@@ -38,6 +38,8 @@ from mailserver.smtp.esmtp import (
 from mailserver.smtp.trace import new_queue_id
 
 log = logging.getLogger(__name__)
+# aiosmtpd logs every command line at INFO (addresses included): ours are the structured events.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 # RFC 3461 5: MAIL grows by 100 octets (ENVID, RET), RCPT by 500 (ORCPT, NOTIFY).
 MAIL_LINE_LIMIT = 512 + 26 + 10 + 100 + 32
