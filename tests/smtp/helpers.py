@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import smtplib
 import ssl
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import aiosmtplib
 from sqlmodel import Session, col, select
 
 from storage.models import (
@@ -15,12 +17,12 @@ from storage.models import (
     Domain,
     Folder,
     GroupMember,
-    MailGroup,
     Mailbox,
+    MailGroup,
     Message,
     SendAsGrant,
 )
-from tests.support.harness import LiveServer
+from tests.support.harness import TEST_PASSWORD, LiveServer
 
 T = TypeVar("T")
 DOMAIN = "sotest.gov.vn"
@@ -166,12 +168,24 @@ class Dialogue:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.wait_closed()
-        except (ConnectionError, ssl.SSLError):
-            pass
 
 
 def sendmail(address: tuple[str, int], sender: str, rcpts: list[str], raw: bytes) -> dict[str, Any]:
     with smtplib.SMTP(*address, timeout=10) as client:
         return client.sendmail(sender, rcpts, raw)
+
+
+async def submit_tls(
+    server: LiveServer, user: str, sender: str, rcpts: list[str], raw: bytes
+) -> str:
+    """Submit over implicit TLS (465) as ``user`` with aiosmtplib; returns the final reply."""
+    host, port = server.address("smtp_submissions")
+    async with aiosmtplib.SMTP(
+        hostname=host, port=port, use_tls=True, tls_context=client_tls()
+    ) as client:
+        await client.login(user, TEST_PASSWORD)
+        errors, reply = await client.sendmail(sender, rcpts, raw)
+        assert errors == {}
+        return reply

@@ -8,11 +8,9 @@ import asyncio
 import socket
 from pathlib import Path
 
-import aiosmtplib
-
 from storage.changes import Change, MessageAdded
-from tests.smtp.helpers import client_tls, folder_messages, message
-from tests.support.harness import TEST_PASSWORD, LiveServer, start_live_server
+from tests.smtp.helpers import folder_messages, message, submit_tls
+from tests.support.harness import LiveServer, start_live_server
 from tests.support.harness import test_config as make_config
 
 A_DOMAIN, B_DOMAIN = "soa.gov.vn", "sob.gov.vn"
@@ -65,16 +63,6 @@ async def instance(
     return server
 
 
-async def submit(server: LiveServer, user: str, rcpts: list[str], raw: bytes) -> None:
-    host, port = server.address("smtp_submissions")
-    async with aiosmtplib.SMTP(
-        hostname=host, port=port, use_tls=True, tls_context=client_tls()
-    ) as client:
-        await client.login(user, TEST_PASSWORD)
-        errors, _ = await client.sendmail(user, rcpts, raw)
-        assert errors == {}
-
-
 async def test_two_agencies_route_to_each_other_and_bounces_come_back(
     tmp_path: Path, db_url: str
 ) -> None:
@@ -93,7 +81,7 @@ async def test_two_agencies_route_to_each_other_and_bounces_come_back(
         at_a = Arrivals(a, await a.add_mailbox(AN))
         at_b = Arrivals(b, await b.add_mailbox(BINH))
         outgoing = message(AN, BINH, "Cong van so 12")
-        await submit(a, AN, [BINH, f"nobody@{B_DOMAIN}"], outgoing)
+        await submit_tls(a, AN, AN, [BINH, f"nobody@{B_DOMAIN}"], outgoing)
         await at_b.reach(1)
         await at_a.reach(1)
         delivered = (await folder_messages(b, BINH))[0]
@@ -114,7 +102,7 @@ async def test_two_agencies_route_to_each_other_and_bounces_come_back(
         )
         assert f"Reporting-MTA: dns; mail.{A_DOMAIN}".encode() in bounce
 
-        await submit(b, BINH, [AN], message(BINH, AN, "Tra loi"))
+        await submit_tls(b, BINH, BINH, [AN], message(BINH, AN, "Tra loi"))
         await at_a.reach(2)
         assert b"Subject: Tra loi" in (await folder_messages(a, AN))[1]
     finally:

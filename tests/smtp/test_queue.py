@@ -3,6 +3,7 @@ delay warnings, bounces (RFC 3464), expiry, TLS policies, restarts, claims."""
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -185,7 +186,7 @@ async def test_delivery_reuses_one_connection_and_releases_the_blob(
         (SENDER, [f"u{n}@remote.example"]) for n in range(3)
     ]
     assert handler.received[0].data == MESSAGE
-    entries = [await store.read(lambda s, i=i: get_entry(s, i)) for i in ids]
+    entries = [await store.read(functools.partial(get_entry, entry_id=i)) for i in ids]
     assert {(e.state, e.recipients[0].status) for e in entries if e} == {("done", "delivered")}
     refcounts = await store.read(lambda s: list(s.exec(select(Blob.refcount))))
     assert refcounts == [0]

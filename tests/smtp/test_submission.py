@@ -23,6 +23,7 @@ from tests.smtp.helpers import (
     mailbox_state,
     message,
     sendmail,
+    submit_tls,
 )
 from tests.support.harness import TEST_PASSWORD, LiveServer, start_live_server
 from tests.support.harness import test_config as make_config
@@ -30,7 +31,9 @@ from tests.support.harness import test_config as make_config
 USER = f"an@{DOMAIN}"
 OTHER = f"binh@{DOMAIN}"
 # Outside mail goes to a closed port: it stays queued, never leaves the machine.
-NOWHERE = {"routes": [{"domain": ".example.org", "host": "127.0.0.1", "port": 9, "tls": "none"}]}
+NOWHERE: dict[str, object] = {
+    "routes": [{"domain": ".example.org", "host": "127.0.0.1", "port": 9, "tls": "none"}]
+}
 
 
 def submit(address: tuple[str, int], user: str, sender: str, rcpts: list[str], raw: bytes) -> None:
@@ -47,17 +50,8 @@ def _after_starttls(address: tuple[str, int]) -> tuple[bytes, tuple[int, bytes]]
         return features, client.mail(USER)
 
 
-async def submit_465(
-    server: LiveServer, sender: str, rcpts: list[str], raw: bytes, user: str = USER
-) -> str:
-    host, port = server.address("smtp_submissions")
-    async with aiosmtplib.SMTP(
-        hostname=host, port=port, use_tls=True, tls_context=client_tls()
-    ) as client:
-        await client.login(user, TEST_PASSWORD)
-        errors, reply = await client.sendmail(sender, rcpts, raw)
-        assert errors == {}
-        return reply
+async def submit_465(server: LiveServer, sender: str, rcpts: list[str], raw: bytes) -> str:
+    return await submit_tls(server, USER, sender, rcpts, raw)
 
 
 @pytest.fixture
