@@ -1,10 +1,17 @@
-"""Structured logs: one event per line, key=value text or JSON, never passwords or bodies."""
+"""Structured logs: one event per line, key=value text or JSON, never passwords or bodies.
+
+Records are handed to a queue and written by a listener thread: a slow stderr (a full pipe, a
+busy journald) never stalls the event loop, and the loop does not pay for the write itself.
+"""
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
 import os
+import queue
 import sys
 from datetime import UTC, datetime
 
@@ -22,18 +29,28 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+_listener: logging.handlers.QueueListener | None = None
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Configure the root logger once; GOVMAIL_LOG_LEVEL overrides ``level``."""
+    global _listener
     level = os.environ.get("GOVMAIL_LOG_LEVEL", level).upper()
-    handler = logging.StreamHandler(sys.stderr)
+    output = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(JSONFormatter())
+        output.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(
+        output.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S")
         )
+    if _listener is not None:
+        _listener.stop()
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(records, output, respect_handler_level=False)
+    _listener.start()
+    atexit.register(_listener.stop)  # what was logged before exit is written out
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [logging.handlers.QueueHandler(records)]
     root.setLevel(level)
     for noisy in ("mail.log", "uvicorn.error", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
