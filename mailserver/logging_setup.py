@@ -32,6 +32,17 @@ class JSONFormatter(logging.Formatter):
 _listener: logging.handlers.QueueListener | None = None
 
 
+def _stop_listener() -> None:
+    """Write out what is still queued (at exit, or before a reconfiguration)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+
+
+atexit.register(_stop_listener)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Configure the root logger once; GOVMAIL_LOG_LEVEL overrides ``level``."""
     global _listener
@@ -43,12 +54,10 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         output.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S")
         )
-    if _listener is not None:
-        _listener.stop()
+    _stop_listener()
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     _listener = logging.handlers.QueueListener(records, output, respect_handler_level=False)
     _listener.start()
-    atexit.register(_listener.stop)  # what was logged before exit is written out
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(records)]
     root.setLevel(level)

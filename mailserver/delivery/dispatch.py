@@ -45,10 +45,6 @@ class Delivery:
         for address in expansion.remote:
             self.add_remote(OutboundRecipient(address))
 
-    def in_folder(self, folder: str) -> Delivery:
-        """The same recipients with local copies filed in ``folder`` (Junk)."""
-        return Delivery([(m, folder) for m, _ in self.local], list(self.remote))
-
 
 @dataclass(frozen=True)
 class QueueOptions:

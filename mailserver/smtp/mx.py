@@ -18,7 +18,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlmodel import Session as DBSession
 from sqlmodel import col, select
 
-from filters.pipeline import Action, Direction, MessageContext, Pipeline
+from filters.pipeline import Action, Direction, MessageContext, Pipeline, PipelineResult
 from mailserver.delivery.dispatch import Delivery, QueueOptions, store_and_queue
 from mailserver.delivery.queue import OutboundRecipient
 from mailserver.instance import Instance
@@ -146,9 +146,7 @@ class MXPolicy:
         if result.action in (Action.REJECT, Action.TEMPFAIL):
             default = "550 5.7.1 Message refused" if result.action is Action.REJECT else None
             return result.reply or default or "451 4.7.1 Try again later"
-        delivery = self.delivery(envelope)
-        if result.action is Action.JUNK:
-            delivery = self.junk(delivery)
+        delivery = self.delivery(envelope, result)
         return await self.commit(session, envelope, result.message, delivery)
 
     async def prepare(
@@ -157,8 +155,9 @@ class MXPolicy:
         """The message as it enters the pipeline, or the reply refusing it."""
         return content
 
-    def junk(self, delivery: Delivery) -> Delivery:
-        return delivery.in_folder(JUNK)
+    def folder_for(self, action: Action) -> str:
+        """Where an accepted copy is filed: Junk for a junk verdict, else INBOX."""
+        return JUNK if action is Action.JUNK else INBOX
 
     def context(
         self, server: GovmailSMTP, session: Session, envelope: GovmailEnvelope
@@ -192,11 +191,14 @@ class MXPolicy:
             when=datetime.now(UTC),
         )
 
-    def delivery(self, envelope: GovmailEnvelope) -> Delivery:
+    def delivery(self, envelope: GovmailEnvelope, result: PipelineResult) -> Delivery:
+        """Each recipient's copies, filed by that recipient's verdict (its own sender allow or
+        block entry wins over the message-wide one)."""
         delivery = Delivery()
         for accepted in envelope.accepted:
+            folder = self.folder_for(result.action_for(accepted.address))
             for mailbox_id in accepted.local_mailboxes:
-                delivery.add_local(mailbox_id, INBOX)
+                delivery.add_local(mailbox_id, folder)
             for address in accepted.remote:
                 notify = ",".join(accepted.params.notify) or None
                 delivery.add_remote(OutboundRecipient(address, notify, accepted.params.orcpt))

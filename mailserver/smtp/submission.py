@@ -27,7 +27,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Session
 from sqlmodel import Session as DBSession
 
-from filters.pipeline import Direction, Pipeline
+from filters.pipeline import Action, Direction, Pipeline
 from mailserver.auth import check_login, password_change_url
 from mailserver.auth_throttle import LoginThrottle
 from mailserver.delivery.dispatch import (
@@ -45,6 +45,7 @@ from mailserver.smtp.mx import STORE_FAILED, MXPolicy, peer_ip
 from mailserver.smtp.protocol import AcceptedRecipient, GovmailEnvelope, GovmailSMTP
 from mailserver.smtp.submission_headers import complete_headers, from_addresses
 from storage.accounts import set_state
+from storage.mailbox_ops import INBOX
 from storage.models import Mailbox, MailboxState
 from storage.recipients import Sender, sender_addresses
 
@@ -213,8 +214,8 @@ class SubmissionPolicy(MXPolicy):
         host = self.config.server.hostname
         return complete_headers(content, datetime.now(UTC), f"{secrets.token_hex(12)}@{host}")
 
-    def junk(self, delivery: Delivery) -> Delivery:
-        return delivery  # an outbound spam verdict is the pipeline's to turn into a refusal
+    def folder_for(self, action: Action) -> str:
+        return INBOX  # an outbound spam verdict is the pipeline's to turn into a refusal
 
     def queue_options(self, session: Session, envelope: GovmailEnvelope) -> QueueOptions:
         user = user_of(session)
