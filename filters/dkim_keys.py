@@ -73,6 +73,11 @@ def generate_key(algorithm: str) -> KeyMaterial:
     return KeyMaterial(algorithm, private, base64.b64encode(public).decode("ascii"))
 
 
+def generate_domain_keys() -> list[KeyMaterial]:
+    """A new domain's first keys, one per algorithm (CPU-bound: call it off the event loop)."""
+    return [generate_key(algorithm) for algorithm in ALGORITHMS]
+
+
 def dated_selector(algorithm: str, now: datetime, taken: set[str]) -> str:
     """ "20261124r" (RSA) or "20261124e" (Ed25519); a letter is appended if the day is taken."""
     base = f"{now:%Y%m%d}{_SELECTOR_LETTER[algorithm]}"
@@ -210,7 +215,7 @@ def ensure_keys(
         raise MailboxError(f"domain {domain_name} is not served here")
     keys = domain_keys(session, domain.id)
     if not keys:
-        fresh = list(materials) or [generate_key(a) for a in ALGORITHMS]
+        fresh = list(materials) or generate_domain_keys()
         add_keys(session, actor, domain.name, key_dir, fresh, now)
         keys = domain_keys(session, domain.id)
     return keys

@@ -19,6 +19,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlmodel import Session
 
+from filters.dkim_keys import ensure_keys, generate_domain_keys
 from mailserver.cli import CLI_ACTOR, ConfigOption, app, fail, mailbox_app, opened
 from mailserver.instance import Instance, initial_password_params, setup_link_prefix
 from storage.admin_scope import EVERYTHING
@@ -227,9 +228,16 @@ def domain_add(
 ) -> None:
     """Add a domain; `govmail dkim dns DOMAIN` prints the records to publish."""
     kind = DomainKind.LEGACY if legacy else DomainKind.PRIMARY
-    created = writing(
-        config, lambda _i, s: add_domain(s, EVERYTHING, CLI_ACTOR, name, agency, kind).name
-    )
+    materials = generate_domain_keys()
+
+    def create(instance: Instance, session: Session) -> str:
+        domain = add_domain(session, EVERYTHING, CLI_ACTOR, name, agency, kind)
+        ensure_keys(
+            session, CLI_ACTOR, domain.name, instance.config.dkim_key_dir, utcnow(), materials
+        )
+        return domain.name
+
+    created = writing(config, create)
     typer.echo(f"created domain {created}")
 
 

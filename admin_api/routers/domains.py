@@ -24,7 +24,13 @@ from admin_api.schemas import (
     QueryId,
     QueryText,
 )
-from filters.dkim_keys import domain_keys, published_keys, rotate_keys
+from filters.dkim_keys import (
+    domain_keys,
+    ensure_keys,
+    generate_domain_keys,
+    published_keys,
+    rotate_keys,
+)
 from mailserver.dns_records import domain_records, service_ports
 from storage.accounts import audit
 from storage.domain_admin import (
@@ -35,7 +41,7 @@ from storage.domain_admin import (
     list_domain_page,
     set_domain_kind,
 )
-from storage.models import DkimKey, DomainKind, utcnow
+from storage.models import DkimKey, Domain, DomainKind, utcnow
 
 router = APIRouter(prefix="/v1/domains", tags=["domains"], responses=PROBLEM_RESPONSES)
 
@@ -56,13 +62,19 @@ async def list_domains_route(
 
 @router.post("", response_model=DomainOut, status_code=201)
 async def create_domain_route(request: Request, who: Writer, body: DomainIn) -> DomainOut:
-    domain = await write(
-        request,
-        lambda s: add_domain(
+    """Create a domain with its first DKIM keys (RSA and Ed25519), in one transaction."""
+    instance = instance_of(request)
+    materials = await instance.store.offload(generate_domain_keys)
+    key_dir = instance.config.dkim_key_dir
+
+    def create(s: Session) -> Domain:
+        domain = add_domain(
             s, who.scope, who.actor, body.name, body.agency_id, DomainKind(body.kind)
-        ),
-    )
-    return DomainOut.model_validate(domain)
+        )
+        ensure_keys(s, who.actor, domain.name, key_dir, utcnow(), materials)
+        return domain
+
+    return DomainOut.model_validate(await write(request, create))
 
 
 @router.get("/{domain_id}", response_model=DomainOut)

@@ -84,6 +84,10 @@ async def test_domains_and_dns_records(world: World) -> None:
     assert created.json()["name"] == "skhcn.hanoi.gov.vn"
     dns = (await world.get("system", f"/v1/domains/{created.json()['id']}/dns")).json()
     assert "skhcn.hanoi.gov.vn. 3600 IN MX 10 mail.test.gov.vn." in dns["zone_lines"]
+    first = (await world.get("system", f"/v1/domains/{created.json()['id']}/dkim-keys")).json()
+    # A new domain has its RSA and Ed25519 keys at once, so its first DNS records are complete.
+    assert sorted(key["algorithm"] for key in first["items"]) == ["ed25519-sha256", "rsa-sha256"]
+    assert sum("._domainkey." in line for line in dns["zone_lines"]) == 2
     rotated = await world.post(
         "system", f"/v1/domains/{created.json()['id']}/dkim-keys/rotate", json={}
     )
