@@ -84,11 +84,18 @@ def set_domain_kind(
 
 
 def delete_domain(session: Session, scope: Scope, actor: str, domain_id: int) -> None:
-    """Delete a domain that holds no mailbox, alias, group or DKIM key."""
+    """Delete a domain that holds no mailbox, alias or group; its DKIM key rows go with it.
+
+    The private key files stay in the DKIM key directory (mode 0600) until an admin removes
+    them: a transaction cannot take back a file deletion.
+    """
     domain = get_domain(session, scope, domain_id)
-    for model in (Mailbox, Alias, MailGroup, DkimKey):
+    for model in (Mailbox, Alias, MailGroup):
         if session.exec(select(model).where(model.domain_id == domain_id).limit(1)).first():
             raise MailboxError(f"domain {domain.name} still holds a {model.__tablename__}")
+    for key in session.exec(select(DkimKey).where(DkimKey.domain_id == domain_id)):
+        session.delete(key)
+    session.flush()
     audit(
         session,
         actor,
