@@ -102,3 +102,19 @@ async def test_a_body_with_nul_bytes_is_delivered_and_indexed(mail_store: MailSt
     appended = await mail_store.deliver(raw, [(mailbox_id, "INBOX")])
     folder_id = appended[0].folder_id
     assert await search(mail_store, folder_id, "binaryjunk", TextField.BODY) == {1}
+
+
+async def test_hits_are_mapped_to_the_folder_in_chunks(
+    mail_store: MailStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storage.search_index
+
+    monkeypatch.setattr(storage.search_index, "MAP_CHUNK", 2)
+    an = await make_mailbox(mail_store, "an@sotest.gov.vn")
+    binh = await make_mailbox(mail_store, "binh@sotest.gov.vn")
+    for n in range(5):
+        await mail_store.append(an, "INBOX", f"Subject: {n}\r\n\r\nvăn bản số {n}\r\n".encode())
+    await mail_store.append(binh, "INBOX", b"Subject: x\r\n\r\nvan ban of someone else\r\n")
+    inbox = await folder_of(mail_store, an)
+    assert inbox.id is not None
+    assert await search(mail_store, inbox.id, "van ban so", TextField.BODY) == {1, 2, 3, 4, 5}
