@@ -257,7 +257,7 @@ def domain_kind(
 
 @domain_app.command("delete")
 def domain_delete(domain_id: int, config: ConfigOption = None) -> None:
-    """Delete a domain that holds no mailbox, alias, group or DKIM key."""
+    """Delete a domain that holds no mailbox, alias or group (its DKIM keys go with it)."""
     writing(config, lambda _i, s: delete_domain(s, EVERYTHING, CLI_ACTOR, domain_id))
     typer.echo(f"deleted domain {domain_id}")
 
