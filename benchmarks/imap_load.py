@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.imap_client import IMAPClient, Reply
-from benchmarks.peers.dovecot import DovecotPeer
+from benchmarks.peers.dovecot import DovecotPeer, proportional_kib
 
 PASSWORD = "Mat-khau#2026"
 DOMAIN = "bench.gov.vn"
@@ -115,10 +115,8 @@ def dovecot_target(users: dict[str, list[bytes]]) -> Iterator[Target]:
 
 
 def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """govmail is one process: its PSS (measured as for Dovecot's processes)."""
+    return proportional_kib(Path(f"/proc/{pid}"))
 
 
 # ---------------------------------------------------------------- mixed load
@@ -341,7 +339,7 @@ def markdown_table(mode: str, results: dict[str, object]) -> str:
         return "\n".join(rows)
     assert isinstance(ours, dict) and isinstance(theirs, dict)
     return (
-        "| server | idle connections | KiB per connection |\n|---|---|---|\n"
+        "| server | idle connections | KiB (PSS) per connection |\n|---|---|---|\n"
         f"| govmail | {ours['connections']} | {ours['kib_per_connection']:.1f} |\n"
         f"| Dovecot | {theirs['connections']} | {theirs['kib_per_connection']:.1f} |\n"
         f"| ratio | | {ours['kib_per_connection'] / theirs['kib_per_connection']:.2f} |"

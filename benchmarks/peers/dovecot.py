@@ -184,7 +184,9 @@ class DovecotPeer:
         shutil.rmtree(self.base, ignore_errors=True)
 
     def process_rss_kib(self) -> int:
-        """Total RSS of every dovecot process (master, login, imap, auth...)."""
+        """Memory of every dovecot process (master, login, imap, auth...), as PSS: shared
+        pages are divided among the processes that share them, so a sum over one-process-per-
+        connection servers is not inflated by the libraries every process maps."""
         total = 0
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
@@ -193,12 +195,18 @@ class DovecotPeer:
                 cmdline = (proc / "cmdline").read_bytes()
                 if b"dovecot" not in cmdline and not _is_dovecot_child(proc):
                     continue
-                for line in (proc / "status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
+                total += proportional_kib(proc)
             except OSError:
                 continue
         return total
+
+
+def proportional_kib(proc: Path) -> int:
+    """A process's proportional set size (PSS), KiB."""
+    for line in (proc / "smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
 
 
 def _is_dovecot_child(proc: Path) -> bool:
