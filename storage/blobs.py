@@ -2,8 +2,9 @@
 
 A blob is written to a temporary file, fsynced, renamed to its final name and its directory
 fsynced; only then may a database row refer to it. A crash before the row commits leaves an
-unreferenced file that ``orphaned_files`` finds and garbage collection removes; it never leaves a
-row without its bytes.
+unreferenced file; it never leaves a row without its bytes. Unreferenced files (refcount 0, or
+left by a crash) are not removed yet: a sweep must not race a delivery that found the file
+already present and is about to reference it (docs/architecture.md).
 """
 
 from __future__ import annotations
