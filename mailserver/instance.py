@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from filters.pipeline import Pipeline
 from filters.registry import build_junk_trainer, build_pipelines
 from filters.training import JunkTrainer
+from mailserver.auth_throttle import LoginThrottle
 from mailserver.config import GovmailConfig
 from storage.blobs import BlobStore
 from storage.db import Database, open_database
@@ -25,6 +26,8 @@ class Instance:
     outbound_pipeline: Pipeline = field(default_factory=lambda: Pipeline([]))
     # IMAP calls it when a message is moved into or out of Junk (spamd TELL); None: no spamd.
     junk_trainer: JunkTrainer | None = None
+    # Failed logins per client IP, shared by IMAP and SMTP submission (password spraying).
+    login_throttle: LoginThrottle = field(default_factory=lambda: LoginThrottle(30, 900.0))
 
     @property
     def db(self) -> Database:
@@ -75,4 +78,7 @@ def open_instance(config: GovmailConfig, migrate: bool = True) -> Instance:
     instance = Instance(config=config, store=store, passwords=passwords_for(config))
     instance.inbound_pipeline, instance.outbound_pipeline = build_pipelines(instance)
     instance.junk_trainer = build_junk_trainer(config)
+    instance.login_throttle = LoginThrottle(
+        config.auth.max_failures_per_ip, config.auth.ip_failure_window_seconds
+    )
     return instance

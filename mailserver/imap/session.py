@@ -289,7 +289,7 @@ class Session:
         log.info(
             "event=imap_connect session=%s peer=%s tls=%s",
             self.session_id,
-            self._peer(),
+            self.peer_ip(),
             self.tls_active,
         )
         try:
@@ -312,7 +312,7 @@ class Session:
                 self.writer.close()
             log.info("event=imap_disconnect session=%s", self.session_id)
 
-    def _peer(self) -> str:
+    def peer_ip(self) -> str:
         peer = self.writer.get_extra_info("peername")
         return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
 

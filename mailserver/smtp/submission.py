@@ -29,7 +29,6 @@ from sqlmodel import Session as DBSession
 
 from filters.pipeline import Action, Direction, Pipeline
 from mailserver.auth import check_login, password_change_url
-from mailserver.auth_throttle import LoginThrottle
 from mailserver.delivery.dispatch import (
     Delivery,
     QueueOptions,
@@ -93,8 +92,7 @@ class SubmissionPolicy(MXPolicy):
 
     def __init__(self, instance: Instance, wake_queue: Callable[[], None] = lambda: None) -> None:
         super().__init__(instance, wake_queue)
-        auth = instance.config.auth
-        self.throttle = LoginThrottle(auth.max_failures_per_ip, auth.ip_failure_window_seconds)
+        self.throttle = instance.login_throttle  # shared with IMAP
 
     @property
     def pipeline(self) -> Pipeline:
