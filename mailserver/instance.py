@@ -21,13 +21,13 @@ class Instance:
     config: GovmailConfig
     store: MailStore
     passwords: Passwords
+    # Failed logins per client IP, shared by IMAP and SMTP submission (password spraying).
+    login_throttle: LoginThrottle
     # Checks at DATA: inbound for MX, outbound for submission (filters.registry builds them).
     inbound_pipeline: Pipeline = field(default_factory=lambda: Pipeline([]))
     outbound_pipeline: Pipeline = field(default_factory=lambda: Pipeline([]))
     # IMAP calls it when a message is moved into or out of Junk (spamd TELL); None: no spamd.
     junk_trainer: JunkTrainer | None = None
-    # Failed logins per client IP, shared by IMAP and SMTP submission (password spraying).
-    login_throttle: LoginThrottle = field(default_factory=lambda: LoginThrottle(30, 900.0))
 
     @property
     def db(self) -> Database:
@@ -75,10 +75,14 @@ def open_instance(config: GovmailConfig, migrate: bool = True) -> Instance:
         reader_threads=config.database.reader_threads,
         group_commit_max=config.database.group_commit_max,
     )
-    instance = Instance(config=config, store=store, passwords=passwords_for(config))
+    instance = Instance(
+        config=config,
+        store=store,
+        passwords=passwords_for(config),
+        login_throttle=LoginThrottle(
+            config.auth.max_failures_per_ip, config.auth.ip_failure_window_seconds
+        ),
+    )
     instance.inbound_pipeline, instance.outbound_pipeline = build_pipelines(instance)
     instance.junk_trainer = build_junk_trainer(config)
-    instance.login_throttle = LoginThrottle(
-        config.auth.max_failures_per_ip, config.auth.ip_failure_window_seconds
-    )
     return instance
