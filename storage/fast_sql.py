@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Session
 
 BuildFn = Callable[[str], ClauseElement]
@@ -28,6 +29,7 @@ class _Compiled:
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
         self.sql = compiled.string
         self.positional = dialect.positional
         names = list(compiled.positiontup or []) if self.positional else list(compiled.binds)
@@ -82,7 +84,7 @@ class Prepared:
         connection = session.connection()
         compiled = self._for(connection.dialect)
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(compiled.sql, [compiled.params(row) for row in rows])
+        cursor.executemany(compiled.sql, [compiled.params(row) for row in rows])  # type: ignore[arg-type]
         cursor.close()
 
     def all(self, session: Session, values: Mapping[str, Any] | None = None) -> list[Any]:
