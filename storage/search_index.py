@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import Column, Text, text
+from sqlalchemy import Column, Text, bindparam, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel
 
+from storage.fast_sql import Prepared
 from storage.message_summary import (
     MessageSummary,
     decode_header_text,
@@ -55,12 +56,20 @@ def searchable_text(raw: bytes, summary: MessageSummary) -> tuple[str, str]:
     return headers, body
 
 
+_ADD_TEXT = Prepared(
+    lambda dialect: (
+        (postgresql_insert if dialect == "postgresql" else sqlite_insert)(MessageText)
+        .values(
+            blob_sha256=bindparam("sha256"), headers=bindparam("headers"), body=bindparam("body")
+        )
+        .on_conflict_do_nothing(index_elements=["blob_sha256"])
+    )
+)
+
+
 def add_text(session: Session, blob_sha256: str, headers: str, body: str) -> None:
     """Index a content once; a second delivery of the same bytes changes nothing."""
-    dialect = session.get_bind().dialect.name
-    insert_fn = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert_fn(MessageText).values(blob_sha256=blob_sha256, headers=headers, body=body)
-    session.execute(statement.on_conflict_do_nothing(index_elements=["blob_sha256"]))
+    _ADD_TEXT.execute(session, {"sha256": blob_sha256, "headers": headers, "body": body}).close()
 
 
 def _fts_phrase(needle: str) -> str:

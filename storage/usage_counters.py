@@ -8,11 +8,35 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from storage.fast_sql import Prepared
 from storage.models import UsageDaily
+
+_TABLE = UsageDaily.__table__  # type: ignore[attr-defined]
+_COUNT = Prepared(
+    lambda dialect: (
+        (postgresql_insert if dialect == "postgresql" else sqlite_insert)(_TABLE)
+        .values(
+            mailbox_id=bindparam("mailbox_id"),
+            day=bindparam("day", type_=_TABLE.c.day.type),
+            received=bindparam("received"),
+            sent=bindparam("sent"),
+            logins=bindparam("logins"),
+        )
+        .on_conflict_do_update(
+            index_elements=["mailbox_id", "day"],
+            set_={
+                "received": _TABLE.c.received + bindparam("received"),
+                "sent": _TABLE.c.sent + bindparam("sent"),
+                "logins": _TABLE.c.logins + bindparam("logins"),
+            },
+        )
+    )
+)
 
 
 def count_usage(
@@ -25,17 +49,13 @@ def count_usage(
     logins: int = 0,
 ) -> None:
     """Add to the mailbox's counters of ``day`` (the row is created on first use)."""
-    table = UsageDaily.__table__  # type: ignore[attr-defined]
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(table).values(
-        mailbox_id=mailbox_id, day=day, received=received, sent=sent, logins=logins
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["mailbox_id", "day"],
-        set_={
-            "received": table.c.received + received,
-            "sent": table.c.sent + sent,
-            "logins": table.c.logins + logins,
+    _COUNT.execute(
+        session,
+        {
+            "mailbox_id": mailbox_id,
+            "day": day,
+            "received": received,
+            "sent": sent,
+            "logins": logins,
         },
-    )
-    session.execute(statement)
+    ).close()

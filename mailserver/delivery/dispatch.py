@@ -16,7 +16,7 @@ from sqlmodel import Session
 from mailserver.delivery.queue import OutboundRecipient, enqueue
 from storage.accounts import find_mailbox
 from storage.blobs import StoredBlob
-from storage.mailbox_ops import INBOX, FolderNotFound, append_message, get_folder
+from storage.mailbox_ops import INBOX, FolderNotFound, append_to_folder, folder_id_by_name
 from storage.message_index import IndexedMessage
 from storage.recipients import Expansion, Refusal, Sender, is_local_domain, resolve_local
 from storage.store import MailStore
@@ -70,10 +70,10 @@ def apply_delivery(
     entry id, if any. Quota was judged at RCPT, so it is not enforced again here."""
     for mailbox_id, folder_name in delivery.local:
         try:
-            folder = get_folder(session, mailbox_id, folder_name)
+            folder_id = folder_id_by_name(session, mailbox_id, folder_name)
         except FolderNotFound:
-            folder = get_folder(session, mailbox_id, INBOX)  # a deleted Junk folder
-        append_message(session, folder, blob, indexed, enforce_quota=False)
+            folder_id = folder_id_by_name(session, mailbox_id, INBOX)  # a deleted Junk folder
+        append_to_folder(session, mailbox_id, folder_id, blob, indexed, enforce_quota=False)
     # Counter rows are locked in one order (by id), whatever the order of the recipients.
     for mailbox_id in sorted({mailbox_id for mailbox_id, _ in delivery.local}):
         count_usage(session, mailbox_id, options.now.date(), received=1)
