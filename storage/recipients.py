@@ -14,8 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
+from storage.fast_sql import Prepared
 from storage.models import (
     Alias,
     Domain,
@@ -74,8 +77,21 @@ def split_address(address: str) -> tuple[str, str]:
     return local, domain
 
 
+_DOMAIN = Domain.__table__  # type: ignore[attr-defined]
+_MAILBOX = Mailbox.__table__  # type: ignore[attr-defined]
+# Asked for every recipient of every message: prepared (storage.fast_sql), no ORM objects.
+_DOMAIN_ID = Prepared(
+    lambda _dialect: core_select(_DOMAIN.c.id).where(_DOMAIN.c.name == bindparam("name"))
+)
+_MAILBOX_FOR_DELIVERY = Prepared(
+    lambda _dialect: core_select(
+        _MAILBOX.c.id, _MAILBOX.c.state, _MAILBOX.c.used_bytes, _MAILBOX.c.quota_bytes
+    ).where(_MAILBOX.c.address == bindparam("address"))
+)
+
+
 def is_local_domain(session: Session, domain: str) -> bool:
-    return session.exec(select(Domain.id).where(Domain.name == domain)).first() is not None
+    return _DOMAIN_ID.first(session, {"name": domain}) is not None
 
 
 def resolve_local(
@@ -93,13 +109,14 @@ def resolve_local(
     directly addressed mailbox: members of a list are not refused because one of them is full.
     """
     for candidate in _candidates(address):
-        mailbox = session.exec(select(Mailbox).where(Mailbox.address == candidate)).first()
-        if mailbox is not None and mailbox.id is not None:
-            if mailbox.state == MailboxState.DISABLED:
+        mailbox = _MAILBOX_FOR_DELIVERY.first(session, {"address": candidate})
+        if mailbox is not None:
+            mailbox_id, state, used_bytes, quota_bytes = mailbox
+            if state == MailboxState.DISABLED:
                 return Refusal.DISABLED
-            if mailbox.used_bytes >= mailbox.quota_bytes:
+            if used_bytes >= quota_bytes:
                 return Refusal.OVER_QUOTA
-            return Expansion(mailbox_ids=[mailbox.id])
+            return Expansion(mailbox_ids=[mailbox_id])
         group = session.exec(select(MailGroup).where(MailGroup.address == candidate)).first()
         if group is not None and not may_send_to_group(session, group, sender):
             return Refusal.GROUP_POLICY

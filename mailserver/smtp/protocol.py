@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 
 from mailserver.connections import ConnectionTracker
 from mailserver.smtp.address import (
@@ -26,6 +26,7 @@ from mailserver.smtp.address import (
     parse_path,
     relay_trick,
 )
+from mailserver.smtp.data_reader import DataProblem, read_message_data
 from mailserver.smtp.esmtp import (
     MailParams,
     ParamError,
@@ -273,3 +274,42 @@ class GovmailSMTP(SMTP):
             envelope.rcpt_tos.append(accepted.address)
             envelope.rcpt_options.extend(words)
         await self.push(reply)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA with the message read in large pieces (smtp.data_reader)."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        envelope = self.transaction()
+        if not envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            received = await read_message_data(
+                self._reader, self.data_size_limit, self.line_length_limit
+            )
+        except asyncio.IncompleteReadError:
+            log.info("event=connection_lost_in_data queue_id=%s", envelope.queue_id)
+            self._writer.close()
+            return
+        except asyncio.CancelledError:
+            log.info("event=connection_lost_in_data queue_id=%s", envelope.queue_id)
+            self._writer.close()
+            raise
+        if received.problem is DataProblem.TOO_LONG:
+            await self.push("500 5.5.2 Line too long (see RFC5321 4.5.3.1.6)")
+            self._set_post_data_state()
+            return
+        if received.problem is DataProblem.TOO_MUCH:
+            await self.push("552 5.3.4 Error: Too much mail data")
+            self._set_post_data_state()
+            return
+        assert not self._decode_data  # the listeners hand bytes to the policies
+        envelope.content = received.content
+        envelope.original_content = received.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
