@@ -17,9 +17,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, case, delete, insert, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    update,
+)
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -38,6 +49,7 @@ from storage.fast_sql import Prepared
 from storage.message_index import IndexedMessage
 from storage.models import Blob, ExpungedMessage, Folder, Mailbox, Message, utcnow
 from storage.search_index import add_text
+from storage.uid_ranges import uid_ranges
 
 HIERARCHY_SEPARATOR = "/"
 INBOX = "INBOX"
@@ -321,11 +333,6 @@ class Appended:
     modseq: int
 
 
-def _next_modseq(folder: Folder) -> int:
-    folder.highestmodseq += 1
-    return folder.highestmodseq
-
-
 def _insert_for(dialect: str) -> Any:
     """The INSERT of ``dialect`` that has ON CONFLICT."""
     return postgresql_insert if dialect == "postgresql" else sqlite_insert
@@ -335,6 +342,7 @@ _MAILBOX = Mailbox.__table__  # type: ignore[attr-defined]
 _FOLDER = Folder.__table__  # type: ignore[attr-defined]
 _BLOB = Blob.__table__  # type: ignore[attr-defined]
 _MESSAGE = Message.__table__  # type: ignore[attr-defined]
+_EXPUNGED = ExpungedMessage.__table__  # type: ignore[attr-defined]
 
 _CHARGE = Prepared(
     lambda _dialect: (
@@ -536,11 +544,194 @@ def _message_values(
     }
 
 
-def _messages(session: Session, folder_id: int, uids: Sequence[int] | None) -> list[Message]:
-    query = select(Message).where(Message.folder_id == folder_id)
-    if uids is not None:
-        query = query.where(col(Message.uid).in_(list(uids)))
-    return list(session.exec(query.order_by(col(Message.uid))))
+# Message rows as the flag, expunge, copy and move operations need them: plain tuples read by
+# prepared statements (storage.fast_sql). Loading ORM objects for a 1,000-message folder to
+# touch one of them was most of an EXPUNGE's cost.
+class _Row(NamedTuple):
+    id: int
+    uid: int
+    modseq: int
+    flags: str
+    size: int
+    blob_sha256: str
+
+
+def _row_select() -> Any:
+    m = _MESSAGE.c
+    return core_select(m.id, m.uid, m.modseq, m.flags, m.size, m.blob_sha256)
+
+
+def _contains_text(dialect: str, column: Any, needle: Any) -> Any:
+    """Exact, case-sensitive substring test (LIKE would treat ``\\`` and ``_`` specially)."""
+    position = (
+        func.strpos(column, needle) if dialect == "postgresql" else func.instr(column, needle)
+    )
+    return position > 0
+
+
+_FOLDER_ROWS = Prepared(
+    lambda _dialect: (
+        _row_select().where(_MESSAGE.c.folder_id == bindparam("folder_id")).order_by(_MESSAGE.c.uid)
+    )
+)
+_RANGE_ROWS = Prepared(
+    lambda _dialect: (
+        _row_select()
+        .where(
+            _MESSAGE.c.folder_id == bindparam("folder_id"),
+            _MESSAGE.c.uid >= bindparam("low"),
+            _MESSAGE.c.uid <= bindparam("high"),
+        )
+        .order_by(_MESSAGE.c.uid)
+    )
+)
+# Rows whose flags text contains the flag: a superset (``\Deleted`` is also in ``\DeletedX``),
+# checked exactly in Python.
+_FLAGGED_ROWS = Prepared(
+    lambda dialect: (
+        _row_select()
+        .where(
+            _MESSAGE.c.folder_id == bindparam("folder_id"),
+            _contains_text(dialect, _MESSAGE.c.flags, bindparam("flag", type_=String)),
+        )
+        .order_by(_MESSAGE.c.uid)
+    )
+)
+_LOCK_FOLDER = Prepared(
+    lambda _dialect: (
+        core_select(_FOLDER.c.mailbox_id, _FOLDER.c.highestmodseq)
+        .where(_FOLDER.c.id == bindparam("folder_id"))
+        .with_for_update()
+    )
+)
+_SET_HIGHESTMODSEQ = Prepared(
+    lambda _dialect: (
+        update(_FOLDER)
+        .where(_FOLDER.c.id == bindparam("folder_id"))
+        .values(highestmodseq=bindparam("modseq", type_=BigInteger))
+    )
+)
+_ALLOCATE_UIDS = Prepared(
+    lambda _dialect: (
+        update(_FOLDER)
+        .where(_FOLDER.c.id == bindparam("folder_id"))
+        .values(
+            uidnext=_FOLDER.c.uidnext + bindparam("count", type_=BigInteger),
+            highestmodseq=_FOLDER.c.highestmodseq + bindparam("count", type_=BigInteger),
+        )
+        .returning(_FOLDER.c.mailbox_id, _FOLDER.c.uidnext, _FOLDER.c.highestmodseq)
+    )
+)
+_UPDATE_FLAGS = Prepared(
+    lambda _dialect: (
+        update(_MESSAGE)
+        .where(_MESSAGE.c.id == bindparam("message_id"))
+        .values(
+            flags=bindparam("flags", type_=String), modseq=bindparam("modseq", type_=BigInteger)
+        )
+    )
+)
+_DELETE_MESSAGE = Prepared(
+    lambda _dialect: delete(_MESSAGE).where(_MESSAGE.c.id == bindparam("message_id"))
+)
+_INSERT_TOMBSTONE = Prepared(
+    lambda _dialect: insert(_EXPUNGED).values(
+        folder_id=bindparam("folder_id", type_=Integer),
+        uid=bindparam("uid", type_=BigInteger),
+        modseq=bindparam("modseq", type_=BigInteger),
+    )
+)
+_RELEASE_QUOTA = Prepared(
+    lambda _dialect: (
+        update(_MAILBOX)
+        .where(_MAILBOX.c.id == bindparam("mailbox_id"))
+        .values(
+            used_bytes=case(
+                (_MAILBOX.c.used_bytes - bindparam("size", type_=BigInteger) < 0, 0),
+                else_=_MAILBOX.c.used_bytes - bindparam("size", type_=BigInteger),
+            )
+        )
+    )
+)
+_UNREFERENCE_BLOB = Prepared(
+    lambda _dialect: (
+        update(_BLOB)
+        .where(_BLOB.c.sha256 == bindparam("sha256"))
+        .values(refcount=_BLOB.c.refcount - bindparam("count", type_=Integer))
+    )
+)
+# A copy is the source row with a new folder, UID and MODSEQ, copied inside the database.
+_COPIED_COLUMNS = (
+    "flags",
+    "internal_date",
+    "size",
+    "blob_sha256",
+    "summary",
+    "subject",
+    "from_addr",
+    "to_addr",
+    "cc_addr",
+    "sent_date",
+    "message_id",
+)
+_COPY_MESSAGE = Prepared(
+    lambda _dialect: insert(_MESSAGE).from_select(
+        ["folder_id", "uid", "modseq", *_COPIED_COLUMNS],
+        core_select(
+            cast(bindparam("target_id", type_=Integer), Integer),
+            cast(bindparam("uid", type_=BigInteger), BigInteger),
+            cast(bindparam("modseq", type_=BigInteger), BigInteger),
+            *(_MESSAGE.c[name] for name in _COPIED_COLUMNS),
+        ).where(_MESSAGE.c.id == bindparam("message_id")),
+    )
+)
+
+
+def _messages(session: Session, folder_id: int, uids: Iterable[int] | None) -> list[_Row]:
+    """The folder's rows (only those of ``uids`` if given), in UID order."""
+    if uids is None:
+        return [_Row(*row) for row in _FOLDER_ROWS.all(session, {"folder_id": folder_id})]
+    wanted = set(uids)
+    rows: list[_Row] = []
+    for low, high in uid_ranges(wanted):
+        for row in _RANGE_ROWS.all(session, {"folder_id": folder_id, "low": low, "high": high}):
+            if row[1] in wanted:
+                rows.append(_Row(*row))
+    return rows
+
+
+class _LockedFolder:
+    """A folder's row, locked for this transaction (PostgreSQL), and its MODSEQ counter."""
+
+    def __init__(self, session: Session, folder_id: int) -> None:
+        # Pending ORM changes first: the statements below bypass the unit of work.
+        session.flush()
+        row = _LOCK_FOLDER.first(session, {"folder_id": folder_id})
+        if row is None:
+            raise FolderNotFound("the folder no longer exists")
+        self.id = folder_id
+        self.mailbox_id: int = row[0]
+        self.highestmodseq: int = row[1]
+        self._taken = False
+
+    def next_modseq(self) -> int:
+        self.highestmodseq += 1
+        self._taken = True
+        return self.highestmodseq
+
+    def save(self, session: Session) -> None:
+        if self._taken:
+            _SET_HIGHESTMODSEQ.execute(
+                session, {"folder_id": self.id, "modseq": self.highestmodseq}
+            ).close()
+            _expire_folder(session, self.id)
+
+
+def _expire_folder(session: Session, folder_id: int) -> None:
+    """A Folder object loaded earlier in this session holds counters changed behind its back."""
+    loaded = session.identity_map.get(identity_key(Folder, folder_id))
+    if loaded is not None:
+        session.expire(loaded)
 
 
 @dataclass(frozen=True)
@@ -558,15 +749,16 @@ def store_flags(
     unchanged_since: int | None = None,
 ) -> FlagResult:
     """Replace, add or remove flags; only messages whose flags really change get a new MODSEQ."""
-    folder = lock_folder(session, folder_id)
+    folder = _LockedFolder(session, folder_id)
     wanted = normalise_flags(flags)
     updated: list[tuple[int, int, frozenset[str]]] = []
     modified: list[int] = []
-    for message in _messages(session, folder_id, uids):
-        if unchanged_since is not None and message.modseq > unchanged_since:
-            modified.append(message.uid)
+    writes: list[dict[str, object]] = []
+    for row in _messages(session, folder_id, uids):
+        if unchanged_since is not None and row.modseq > unchanged_since:
+            modified.append(row.uid)
             continue
-        current = parse_flags(message.flags)
+        current = parse_flags(row.flags)
         if mode is FlagMode.REPLACE:
             new = wanted
         elif mode is FlagMode.ADD:
@@ -576,59 +768,93 @@ def store_flags(
         if new == current:
             continue
         normalise_flags(new)
-        message.flags = format_flags(new)
-        message.modseq = _next_modseq(folder)
-        session.add(message)
-        updated.append((message.uid, message.modseq, new))
-        record(
-            session, FlagsChanged(folder.mailbox_id, folder_id, message.uid, message.modseq, new)
-        )
-    session.add(folder)
+        modseq = folder.next_modseq()
+        writes.append({"message_id": row.id, "flags": format_flags(new), "modseq": modseq})
+        updated.append((row.uid, modseq, new))
+        record(session, FlagsChanged(folder.mailbox_id, folder_id, row.uid, modseq, new))
+    _UPDATE_FLAGS.execute_many(session, writes)
+    folder.save(session)
     return FlagResult(updated, modified)
 
 
-def _release(session: Session, mailbox_id: int, messages: Sequence[Message]) -> None:
-    """Give back the quota and blob references held by ``messages`` (being removed)."""
-    if not messages:
+def _release(session: Session, mailbox_id: int, rows: Sequence[_Row]) -> None:
+    """Give back the quota and blob references held by ``rows`` (being removed)."""
+    if not rows:
         return
-    total = sum(m.size for m in messages)
-    remaining = col(Mailbox.used_bytes) - total
-    session.execute(
-        update(Mailbox)
-        .where(col(Mailbox.id) == mailbox_id)
-        .values(used_bytes=case((remaining < 0, 0), else_=remaining))
-    )
+    total = sum(row.size for row in rows)
+    _RELEASE_QUOTA.execute(session, {"mailbox_id": mailbox_id, "size": total}).close()
     per_blob: dict[str, int] = {}
-    for message in messages:
-        per_blob[message.blob_sha256] = per_blob.get(message.blob_sha256, 0) + 1
-    for sha256, count in per_blob.items():
-        session.execute(
-            update(Blob)
-            .where(col(Blob.sha256) == sha256)
-            .values(refcount=col(Blob.refcount) - count)
-        )
+    for row in rows:
+        per_blob[row.blob_sha256] = per_blob.get(row.blob_sha256, 0) + 1
+    _UNREFERENCE_BLOB.execute_many(
+        session, [{"sha256": sha256, "count": count} for sha256, count in per_blob.items()]
+    )
 
 
 def expunge(session: Session, folder_id: int, uids: Sequence[int] | None = None) -> list[int]:
     """Remove messages flagged \\Deleted (limited to ``uids`` for UID EXPUNGE, RFC 4315)."""
-    folder = lock_folder(session, folder_id)
-    candidates = _messages(session, folder_id, uids)
-    doomed = [m for m in candidates if "\\Deleted" in parse_flags(m.flags)]
+    folder = _LockedFolder(session, folder_id)
+    limit = set(uids) if uids is not None else None
+    doomed = [
+        _Row(*row)
+        for row in _FLAGGED_ROWS.all(session, {"folder_id": folder_id, "flag": "\\Deleted"})
+        if (limit is None or row[1] in limit) and "\\Deleted" in parse_flags(row[3])
+    ]
     return _remove(session, folder, doomed)
 
 
-def _remove(session: Session, folder: Folder, doomed: Sequence[Message]) -> list[int]:
+def _remove(session: Session, folder: _LockedFolder, doomed: Sequence[_Row]) -> list[int]:
     if not doomed:
         return []
-    assert folder.id is not None
-    modseq = _next_modseq(folder)
-    session.add(folder)
+    modseq = folder.next_modseq()
     _release(session, folder.mailbox_id, doomed)
-    removed = [m.uid for m in doomed]
-    session.execute(delete(Message).where(col(Message.id).in_([m.id for m in doomed])))
-    session.add_all(ExpungedMessage(folder_id=folder.id, uid=uid, modseq=modseq) for uid in removed)
+    removed = [row.uid for row in doomed]
+    _DELETE_MESSAGE.execute_many(session, [{"message_id": row.id} for row in doomed])
+    _INSERT_TOMBSTONE.execute_many(
+        session, [{"folder_id": folder.id, "uid": uid, "modseq": modseq} for uid in removed]
+    )
+    folder.save(session)
     record(session, MessagesExpunged(folder.mailbox_id, folder.id, tuple(removed), modseq))
     return removed
+
+
+def _copy_rows(
+    session: Session, rows: Sequence[_Row], target_id: int, enforce_quota: bool
+) -> list[tuple[int, int]]:
+    """Insert copies of ``rows`` into the target folder (new UIDs and MODSEQs, same blobs)."""
+    if not rows:
+        return []
+    session.flush()
+    target = session.get(Folder, target_id)
+    if target is None:
+        raise FolderNotFound("the folder no longer exists")
+    _charge_quota(session, target.mailbox_id, sum(row.size for row in rows), enforce_quota)
+    allocated = _ALLOCATE_UIDS.first(session, {"folder_id": target_id, "count": len(rows)})
+    if allocated is None:
+        raise FolderNotFound("the folder no longer exists")
+    _expire_folder(session, target_id)
+    mailbox_id, uidnext, highestmodseq = allocated
+    first_uid = uidnext - len(rows)
+    first_modseq = highestmodseq - len(rows) + 1
+    pairs: list[tuple[int, int]] = []
+    inserts: list[dict[str, object]] = []
+    per_blob: dict[str, tuple[int, int]] = {}
+    for index, row in enumerate(rows):
+        new_uid = first_uid + index
+        modseq = first_modseq + index
+        inserts.append(
+            {"target_id": target_id, "uid": new_uid, "modseq": modseq, "message_id": row.id}
+        )
+        count = per_blob.get(row.blob_sha256, (row.size, 0))[1]
+        per_blob[row.blob_sha256] = (row.size, count + 1)
+        pairs.append((row.uid, new_uid))
+        record(
+            session, MessageAdded(mailbox_id, target_id, new_uid, modseq, parse_flags(row.flags))
+        )
+    _COPY_MESSAGE.execute_many(session, inserts)
+    for sha256, (size, count) in per_blob.items():
+        _reference_blob(session, StoredBlob(sha256, size), count)
+    return pairs
 
 
 def copy_messages(
@@ -640,53 +866,20 @@ def copy_messages(
 ) -> list[tuple[int, int]]:
     """Copy messages (same blobs, new UIDs, flags kept); returns (source UID, new UID) pairs."""
     assert source.id is not None and target.id is not None
-    messages = _messages(session, source.id, uids)
-    if not messages:
-        return []
-    target = lock_folder(session, target.id)
-    assert target.id is not None
-    size = sum(m.size for m in messages)
-    _charge_quota(session, target.mailbox_id, size, enforce_quota)
-    pairs: list[tuple[int, int]] = []
-    for message in messages:
-        new_uid = target.uidnext
-        target.uidnext += 1
-        modseq = _next_modseq(target)
-        flags = parse_flags(message.flags)
-        copy = Message(
-            folder_id=target.id,
-            uid=new_uid,
-            modseq=modseq,
-            flags=message.flags,
-            internal_date=message.internal_date,
-            size=message.size,
-            blob_sha256=message.blob_sha256,
-            summary=message.summary,
-            subject=message.subject,
-            from_addr=message.from_addr,
-            to_addr=message.to_addr,
-            cc_addr=message.cc_addr,
-            sent_date=message.sent_date,
-            message_id=message.message_id,
-        )
-        session.add(copy)
-        _reference_blob(session, StoredBlob(message.blob_sha256, message.size))
-        pairs.append((message.uid, new_uid))
-        record(session, MessageAdded(target.mailbox_id, target.id, new_uid, modseq, flags))
-    session.add(target)
-    return pairs
+    session.flush()
+    return _copy_rows(session, _messages(session, source.id, uids), target.id, enforce_quota)
 
 
 def move_messages(
     session: Session, source: Folder, target: Folder, uids: Sequence[int]
 ) -> list[tuple[int, int]]:
     """MOVE (RFC 6851): copy then expunge the originals, in one transaction."""
-    assert source.id is not None
+    assert source.id is not None and target.id is not None
+    _LockedFolder(session, source.id)
+    rows = _messages(session, source.id, uids)
     # Within one account a move frees what it takes, so it cannot push the quota over.
     same_account = source.mailbox_id == target.mailbox_id
-    pairs = copy_messages(session, source, target, uids, enforce_quota=not same_account)
-    moved = {old for old, _ in pairs}
-    source = lock_folder(session, source.id)
-    doomed = [m for m in _messages(session, source.id or 0, sorted(moved))]
-    _remove(session, source, doomed)
+    pairs = _copy_rows(session, rows, target.id, enforce_quota=not same_account)
+    # Read again after the copy: a move into the same folder has just raised its MODSEQ.
+    _remove(session, _LockedFolder(session, source.id), rows)
     return pairs
