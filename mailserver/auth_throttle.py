@@ -3,8 +3,9 @@
 The per-account rule (12 consecutive failures lock the account) does not stop one address from
 trying one password against thousands of accounts. This counter does: after ``max_failures``
 failures from one IP within ``window`` seconds, that IP may not try again until its oldest
-failure leaves the window. In memory, per process; bounded (the least recently failing IPs are
-forgotten first). Time comes in through ``clock``.
+failure leaves the window. In memory and bounded (the least recently failing IPs are forgotten
+first); the worker processes of one instance tell each other their failures (``relay``), so
+the count is the instance's. Time comes in through ``clock``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class LoginThrottle:
         self.window = window
         self.clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self.relay: Callable[[str], None] | None = None
 
     def _recent(self, ip: str) -> deque[float] | None:
         failures = self._failures.get(ip)
@@ -43,6 +45,12 @@ class LoginThrottle:
         return failures is not None and len(failures) >= self.max_failures
 
     def note_failure(self, ip: str) -> None:
+        self.note_relayed_failure(ip)
+        if self.relay is not None:
+            self.relay(ip)
+
+    def note_relayed_failure(self, ip: str) -> None:
+        """A failure seen by another process of this instance."""
         failures = self._recent(ip)
         if failures is None:
             failures = self._failures[ip] = deque(maxlen=max(1, self.max_failures))

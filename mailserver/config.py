@@ -52,6 +52,7 @@ class ServerSection(BaseModel):
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     shutdown_grace_seconds: float = 30.0
+    workers: int = Field(default=0, ge=0)  # serving processes; 0: one per CPU core
 
 
 class DatabaseSection(BaseModel):

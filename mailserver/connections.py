@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -16,6 +17,8 @@ class ConnectionTracker:
     # The peer as seen at open: a closed TLS transport can no longer tell it.
     _peers: dict[asyncio.BaseTransport, str] = field(default_factory=dict)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # Worker processes tell their supervisor, which counts connections per IP instance-wide.
+    on_closed: Callable[[str], None] | None = None
 
     def opened(self, transport: asyncio.BaseTransport) -> int:
         """Register a transport; returns how many connections its peer IP now has."""
@@ -37,6 +40,8 @@ class ConnectionTracker:
             self.per_ip.pop(ip, None)
         if not self.transports:
             self._idle.set()
+        if self.on_closed is not None:
+            self.on_closed(ip)
 
     async def drain(self, grace: float) -> int:
         """Wait up to ``grace`` seconds for connections to end; abort the rest. Returns how many."""

@@ -63,9 +63,16 @@ def setup_link_prefix(config: GovmailConfig) -> str:
     return f"{base}{SETUP_PATH}?token="
 
 
-def open_instance(config: GovmailConfig, migrate: bool = True) -> Instance:
-    """Open the database (migrating it to the current schema) and the blob store."""
-    db = open_database(config.database_url, fsync=config.storage.fsync)
+def open_instance(
+    config: GovmailConfig, migrate: bool = True, shared_by_processes: bool = False
+) -> Instance:
+    """Open the database (migrating it to the current schema) and the blob store.
+
+    ``shared_by_processes``: this is one of several worker processes of `govmail serve`.
+    """
+    db = open_database(
+        config.database_url, fsync=config.storage.fsync, shared_by_processes=shared_by_processes
+    )
     if migrate:
         upgrade_to_head(db)
     store = MailStore(

@@ -1,9 +1,14 @@
-"""`govmail serve`: every listener of one instance in one process, and a clean shutdown.
+"""`govmail serve`: the listeners of one instance, and a clean shutdown.
 
 Start-up opens the store, binds SMTP (MX, submission with STARTTLS, submissions with implicit
 TLS), IMAP (plain with STARTTLS, implicit TLS) and the admin API, then logs one line naming all
 bound addresses. SIGTERM or SIGINT stops accepting, lets open sessions finish for the grace
 period, aborts what is left, and closes the store after its queued commits.
+
+With ``server.workers`` above 1 this runs inside each worker process (``mailserver.worker``):
+the supervisor (``mailserver.supervisor``) binds and accepts, and hands each connection to a
+worker, so here nothing is bound but the admin API (worker 0 only); ``RunningServer.accept``
+serves a handed-over socket with the same protocol objects a listener would use.
 """
 
 from __future__ import annotations
@@ -11,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import ssl
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import uvicorn
@@ -49,6 +57,23 @@ class _QuietUvicorn(uvicorn.Server):
         yield
 
 
+# Serves one accepted socket; the flag: refuse it (too many connections from its address).
+AcceptFn = Callable[[socket.socket, bool], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """This process is worker ``index`` of ``count``; connections come from the supervisor."""
+
+    index: int
+    count: int
+
+
+def worker_count(config: GovmailConfig) -> int:
+    """``server.workers``, where 0 means one per CPU core."""
+    return config.server.workers or os.cpu_count() or 1
+
+
 @dataclass
 class RunningServer:
     """What `serve` started, so that it (or a test) can stop it."""
@@ -61,6 +86,7 @@ class RunningServer:
     api: _QuietUvicorn | None = None
     api_task: asyncio.Task[None] | None = None
     bound: dict[str, str] = field(default_factory=dict)
+    accept: dict[str, AcceptFn] = field(default_factory=dict)
 
     async def stop(self, grace: float) -> None:
         for server in self.servers:
@@ -89,10 +115,11 @@ def _smtp_factory(
 ) -> Callable[[], GovmailSMTP]:
     listener = Listener(tracker, config.smtp.max_connections_per_ip)
 
-    def factory() -> GovmailSMTP:
+    def factory(refuse: bool = False) -> GovmailSMTP:
         return GovmailSMTP(
             policy,
             listener,
+            refuse=refuse,
             hostname=config.server.hostname,
             ident="govmail ESMTP",
             data_size_limit=config.smtp.max_message_size,
@@ -105,12 +132,26 @@ def _smtp_factory(
     return factory
 
 
-async def start_servers(config: GovmailConfig) -> RunningServer:
-    """Open the instance and bind every configured listener (an empty address is skipped)."""
+def _smtp_accept(
+    factory: Callable[..., GovmailSMTP], implicit_tls: ssl.SSLContext | None
+) -> AcceptFn:
+    async def accept(sock: socket.socket, refuse: bool) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.connect_accepted_socket(lambda: factory(refuse), sock, ssl=implicit_tls)
+
+    return accept
+
+
+async def start_servers(config: GovmailConfig, role: WorkerRole | None = None) -> RunningServer:
+    """Open the instance and bind every configured listener (an empty address is skipped);
+    as a worker (``role``), prepare ``accept`` for each listener instead of binding it."""
     await asyncio.to_thread(
         ensure_self_signed_cert, config.cert_file, config.key_file, [config.server.hostname]
     )
-    instance = await asyncio.to_thread(open_instance, config)
+    if role is None:
+        instance = await asyncio.to_thread(open_instance, config)
+    else:  # the supervisor migrated the schema before starting the workers
+        instance = await asyncio.to_thread(open_instance, config, False, True)
     await instance.store.start()
     running = RunningServer(instance)
     tls = server_ssl_context(config.cert_file, config.key_file)
@@ -147,16 +188,15 @@ async def start_servers(config: GovmailConfig) -> RunningServer:
         for name, address, smtp_handler, options, implicit_tls in smtp_listeners:
             if not address:
                 continue
-            host, port = parse_listen(address)
             tracker = ConnectionTracker(name)
-            server = await loop.create_server(
-                _smtp_factory(config, smtp_handler, tracker, **options),
-                host,
-                port,
-                ssl=implicit_tls,
-            )
-            running.servers.append(server)
             running.trackers.append(tracker)
+            factory = _smtp_factory(config, smtp_handler, tracker, **options)
+            if role is not None:
+                running.accept[name] = _smtp_accept(factory, implicit_tls)
+                continue
+            host, port = parse_listen(address)
+            server = await loop.create_server(factory, host, port, ssl=implicit_tls)
+            running.servers.append(server)
             running.bound[name] = _bound_address(server)
 
         imap = IMAPService(instance, tls)
@@ -167,12 +207,15 @@ async def start_servers(config: GovmailConfig) -> RunningServer:
         ):
             if not address:
                 continue
+            if role is not None:
+                running.accept[name] = partial(_imap_accept, imap, implicit)
+                continue
             host, port = parse_listen(address)
             server = await imap.listen(host, port, implicit_tls=implicit)
             running.servers.append(server)
             running.bound[name] = _bound_address(server)
 
-        if config.admin_api.listen:
+        if config.admin_api.listen and (role is None or role.index == 0):
             host, port = parse_listen(config.admin_api.listen)
             api = _QuietUvicorn(
                 uvicorn.Config(
@@ -198,6 +241,12 @@ async def start_servers(config: GovmailConfig) -> RunningServer:
     return running
 
 
+async def _imap_accept(
+    imap: IMAPService, implicit_tls: bool, sock: socket.socket, refuse: bool
+) -> None:
+    await imap.serve_accepted(sock, implicit_tls, refuse)
+
+
 def _bound_address(server: asyncio.Server) -> str:
     host, port = server.sockets[0].getsockname()[:2]
     return f"{host}:{port}"
@@ -211,7 +260,13 @@ def _uvicorn_port(api: uvicorn.Server, configured: int) -> int:
 
 
 async def serve(config: GovmailConfig) -> None:
-    """Run until SIGTERM/SIGINT, then drain and exit."""
+    """Run until SIGTERM/SIGINT, then drain and exit (with a supervisor and its workers when
+    ``server.workers`` asks for more than one process)."""
+    if worker_count(config) > 1:
+        from mailserver.supervisor import Supervisor
+
+        await Supervisor(config, worker_count(config)).run()
+        return
     running = await start_servers(config)
     listening = " ".join(f"{name}={addr}" for name, addr in running.bound.items())
     log.info("event=listening %s data_dir=%s", listening, config.data_dir)

@@ -2,8 +2,9 @@
 
 Operations append records to the session's change list while they run; the store publishes them
 only after the transaction has committed (commit before broadcast), so a session never announces
-a message that a rollback took away. In one process the bus is a table of callbacks; several
-nodes on PostgreSQL would relay the same records over LISTEN/NOTIFY.
+a message that a rollback took away. In one process the bus is a table of callbacks; the worker
+processes of one instance relay the same records to each other through their supervisor, and
+several nodes on PostgreSQL would relay them over LISTEN/NOTIFY.
 """
 
 from __future__ import annotations
@@ -91,9 +92,15 @@ Listener = Callable[[Change], None]
 
 @dataclass
 class ChangeBus:
-    """Delivers committed changes to the listeners of the mailbox (account) they concern."""
+    """Delivers committed changes to the listeners of the mailbox (account) they concern.
+
+    ``relay``, when set, also receives every change published here, to carry it to the other
+    processes of the instance (``mailserver.supervisor``); what they relay back comes in
+    through ``publish_relayed``, which only delivers locally.
+    """
 
     _listeners: dict[int, set[Listener]] = field(default_factory=lambda: defaultdict(set))
+    relay: Callable[[list[Change]], None] | None = None
 
     def subscribe(self, mailbox_id: int, listener: Listener) -> Callable[[], None]:
         """Register ``listener``; returns the function that unregisters it."""
@@ -109,6 +116,16 @@ class ChangeBus:
         return unsubscribe
 
     def publish(self, changes: Iterable[Change]) -> None:
+        changes = list(changes)
+        self.publish_relayed(changes)
+        if self.relay is not None and changes:
+            try:
+                self.relay(changes)
+            except Exception:  # the local listeners have them; never fail a commit's caller
+                log.exception("event=change_relay_failed changes=%d", len(changes))
+
+    def publish_relayed(self, changes: Iterable[Change]) -> None:
+        """Deliver to this process's listeners only."""
         for change in changes:
             for listener in list(self._listeners.get(change.mailbox_id, ())):
                 try:

@@ -3,13 +3,21 @@
 SQLite gets two engines over one file: writers open their transactions with BEGIN IMMEDIATE so a
 write never fails half-way on a lock upgrade; readers use plain deferred transactions, which WAL
 lets run beside the writer. PostgreSQL uses one engine for both.
+
+When several worker processes share one SQLite file, each takes ``write_lock`` (an exclusive
+``flock`` on a file beside the database) around its write transaction: SQLite's own busy
+handler polls with sleeps of up to 100 ms, while a process waiting on the lock file wakes the
+moment the other commits. SQLite's locking stays the arbiter; the lock file only orders turns.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
@@ -27,6 +35,7 @@ class Database:
     url: str
     writer: Engine
     reader: Engine
+    write_lock: InterProcessLock | None = field(default=None, compare=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -35,13 +44,21 @@ class Database:
     @contextmanager
     def write_session(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on error."""
-        with Session(self.writer, expire_on_commit=False) as session:
+        with self._write_turn(), Session(self.writer, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        if self.write_lock is None:
+            yield
+            return
+        with self.write_lock:
+            yield
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
@@ -62,6 +79,29 @@ class Database:
         self.writer.dispose()
         if self.reader is not self.writer:
             self.reader.dispose()
+
+
+class InterProcessLock:
+    """An exclusive ``flock`` on ``path``, also exclusive between the threads of a process."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._threads = threading.Lock()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
 def _sqlite_engine(url: str, begin: str, fsync: bool) -> Engine:
@@ -86,13 +126,22 @@ def _sqlite_engine(url: str, begin: str, fsync: bool) -> Engine:
     return engine
 
 
-def open_database(url: str, fsync: bool = True, pool_size: int = 8) -> Database:
-    """Open the database at ``url`` (sqlite:///path or postgresql+psycopg://...)."""
+def open_database(
+    url: str, fsync: bool = True, pool_size: int = 8, shared_by_processes: bool = False
+) -> Database:
+    """Open the database at ``url`` (sqlite:///path or postgresql+psycopg://...).
+
+    ``shared_by_processes``: other worker processes write to the same SQLite file (see the
+    module's text); ignored for PostgreSQL.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         writer = _sqlite_engine(url, "BEGIN IMMEDIATE", fsync)
         reader = _sqlite_engine(url, "BEGIN", fsync)
-        return Database(url=url, writer=writer, reader=reader)
+        lock = None
+        if shared_by_processes and parsed.database and parsed.database != ":memory:":
+            lock = InterProcessLock(parsed.database + ".write-lock")
+        return Database(url=url, writer=writer, reader=reader, write_lock=lock)
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)

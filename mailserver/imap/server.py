@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
 import ssl
+from collections.abc import Callable
 from functools import partial
 
 from mailserver.imap import response as r
@@ -31,6 +33,9 @@ class IMAPService:
         self.per_ip: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._empty: asyncio.Event | None = None
+        # In a worker process: the supervisor counts connections per IP and is told of closes.
+        self.on_closed: Callable[[str], None] | None = None
+        self.id_prefix = "i"
 
     async def listen(self, host: str, port: int, implicit_tls: bool) -> asyncio.Server:
         """Bind one listener; ``implicit_tls`` for port-993 style (RFC 8314) listeners."""
@@ -42,6 +47,17 @@ class IMAPService:
             limit=64 * 1024,
         )
 
+    async def serve_accepted(self, sock: socket.socket, implicit_tls: bool, refuse: bool) -> None:
+        """Serve a connection accepted elsewhere (by the supervisor of the worker processes)."""
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            reader = asyncio.StreamReader(limit=64 * 1024)
+            callback = partial(self._serve_connection, implicit_tls, refuse=refuse)
+            return asyncio.StreamReaderProtocol(reader, callback)
+
+        await loop.connect_accepted_socket(protocol, sock, ssl=self.tls if implicit_tls else None)
+
     def _empty_event(self) -> asyncio.Event:
         if self._empty is None:
             self._empty = asyncio.Event()
@@ -50,11 +66,15 @@ class IMAPService:
         return self._empty
 
     async def _serve_connection(
-        self, implicit_tls: bool, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        implicit_tls: bool,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        refuse: bool = False,
     ) -> None:
         ip = _peer_ip(writer)
         count = self.per_ip.get(ip, 0) + 1
-        if count > self.instance.config.imap.max_connections_per_ip:
+        if refuse or count > self.instance.config.imap.max_connections_per_ip:
             log.info("event=imap_refused reason=too_many_connections peer=%s", ip)
             with contextlib.suppress(Exception):
                 writer.write(
@@ -62,10 +82,16 @@ class IMAPService:
                 )
                 await writer.drain()
             writer.close()
+            if self.on_closed is not None:
+                self.on_closed(ip)
             return
         self.per_ip[ip] = count
         session = Session(
-            self, reader, writer, tls_active=implicit_tls, session_id=f"i{next(self._ids)}"
+            self,
+            reader,
+            writer,
+            tls_active=implicit_tls,
+            session_id=f"{self.id_prefix}{next(self._ids)}",
         )
         self.sessions.add(session)
         self._empty_event().clear()
@@ -80,6 +106,8 @@ class IMAPService:
                 self.per_ip.pop(ip, None)
             if not self.sessions:
                 self._empty_event().set()
+            if self.on_closed is not None:
+                self.on_closed(ip)
 
     async def drain(self, timeout: float) -> int:  # noqa: ASYNC109 - serve.py's API
         """Shut sessions down: BYE to waiting/idling ones, wait, abort the rest. Returns aborted."""

@@ -106,11 +106,16 @@ class Listener:
 class GovmailSMTP(SMTP):
     """An SMTP session of one of our listeners; counted and limited per client IP."""
 
-    def __init__(self, policy: SMTPPolicy, listener: Listener, **kw: Any) -> None:
+    def __init__(
+        self, policy: SMTPPolicy, listener: Listener, refuse: bool = False, **kw: Any
+    ) -> None:
         super().__init__(policy, **kw)
         self.policy = policy
         self._listener = listener
+        # ``refuse``: the supervisor already counted too many connections from this address.
+        self._refuse = refuse
         self._refused = False
+        self._counted: asyncio.BaseTransport | None = None
         self._in_ehlo = False
         self.command_size_limits = collections.defaultdict(
             lambda: SMTP.command_size_limit, {"MAIL": MAIL_LINE_LIMIT, "RCPT": RCPT_LINE_LIMIT}
@@ -122,7 +127,8 @@ class GovmailSMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         count = self._listener.tracker.opened(transport)
-        if count > self._listener.max_per_ip:
+        self._counted = transport
+        if self._refuse or count > self._listener.max_per_ip:
             self._refused = True
             assert isinstance(transport, asyncio.WriteTransport)
             transport.write(b"421 4.7.0 Too many connections from your address\r\n")
@@ -131,8 +137,9 @@ class GovmailSMTP(SMTP):
         super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is not None:
-            self._listener.tracker.closed(self.transport)
+        if self._counted is not None:
+            self._listener.tracker.closed(self._counted)
+            self._counted = None
         if not self._refused:
             super().connection_lost(exc)
 
