@@ -1,8 +1,8 @@
 """Read-only queries the IMAP server needs: folder views, message rows, status counts.
 
 Nothing here changes state (that is storage.mailbox_ops' job). Every function takes an open
-``Session`` and returns plain frozen dataclasses, so results can cross from the store's reader
-threads to the event loop without dragging ORM objects (and their lazy loads) along.
+``Session`` and returns plain objects (no ORM instances), so results can cross from the store's
+reader threads to the event loop without dragging ORM objects (and their lazy loads) along.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import DateTime, bindparam, func
 from sqlalchemy import select as sql_select
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col, select
 
+from storage.fast_sql import Prepared
 from storage.mailbox_ops import parse_flags
 from storage.models import ExpungedMessage, Folder, Mailbox, Message
-
-# SQL "IN (...)" lists are cut into chunks of this many values (SQLite's default host
-# parameter limit is 32766, PostgreSQL's 65535; smaller chunks keep each query cheap).
-IN_CHUNK = 1000
+from storage.uid_ranges import uid_ranges
 
 
 @dataclass(frozen=True)
@@ -59,34 +58,122 @@ class FolderCounts:
     size: int
 
 
-@dataclass(frozen=True)
 class MessageRow:
-    """One message as FETCH and SEARCH see it; ``summary`` only when asked for."""
+    """One message as FETCH and SEARCH see it; ``summary`` only when asked for.
 
-    uid: int
-    modseq: int
-    flags: frozenset[str]
-    size: int
-    internal_date: datetime
-    blob_sha256: str
-    summary: bytes | None = None
+    Flags and the internal date are kept as the database returned them and parsed on first
+    use: FETCH 1:* (UID FLAGS) of a large folder never needs the date.
+    """
+
+    __slots__ = ("_date", "_flags", "_raw_date", "blob_sha256", "modseq", "size", "summary", "uid")
+
+    def __init__(
+        self,
+        uid: int,
+        modseq: int,
+        flags: frozenset[str] | str,
+        size: int,
+        internal_date: datetime | str,
+        blob_sha256: str,
+        summary: bytes | None = None,
+    ) -> None:
+        self.uid = uid
+        self.modseq = modseq
+        self._flags = flags
+        self.size = size
+        self._raw_date = internal_date
+        self._date: datetime | None = None
+        self.blob_sha256 = blob_sha256
+        self.summary = summary
+
+    @property
+    def flags(self) -> frozenset[str]:
+        flags = self._flags
+        if isinstance(flags, str):
+            flags = self._flags = parse_flags(flags)
+        return flags
+
+    @property
+    def internal_date(self) -> datetime:
+        if self._date is None:
+            self._date = utc_datetime(self._raw_date)
+        return self._date
+
+    def __repr__(self) -> str:
+        return f"MessageRow(uid={self.uid}, modseq={self.modseq}, flags={sorted(self.flags)!r})"
 
 
-@dataclass(frozen=True)
 class SearchRow:
-    """The indexed columns SEARCH evaluates (header fields already folded for search)."""
+    """The indexed columns SEARCH evaluates (header fields already folded for search).
 
-    uid: int
-    modseq: int
-    flags: frozenset[str]
-    size: int
-    internal_date: datetime
-    sent_date: datetime | None
-    subject: str
-    from_addr: str
-    to_addr: str
-    cc_addr: str
-    blob_sha256: str
+    Flags and dates are parsed on first use, as in MessageRow.
+    """
+
+    __slots__ = (
+        "_date",
+        "_flags",
+        "_raw_date",
+        "_raw_sent",
+        "_sent",
+        "blob_sha256",
+        "cc_addr",
+        "from_addr",
+        "modseq",
+        "size",
+        "subject",
+        "to_addr",
+        "uid",
+    )
+
+    def __init__(
+        self,
+        uid: int,
+        modseq: int,
+        flags: frozenset[str] | str,
+        size: int,
+        internal_date: datetime | str,
+        sent_date: datetime | str | None,
+        subject: str,
+        from_addr: str,
+        to_addr: str,
+        cc_addr: str,
+        blob_sha256: str,
+    ) -> None:
+        self.uid = uid
+        self.modseq = modseq
+        self._flags = flags
+        self.size = size
+        self._raw_date = internal_date
+        self._date: datetime | None = None
+        self._raw_sent = sent_date
+        self._sent: datetime | None = None
+        self.subject = subject
+        self.from_addr = from_addr
+        self.to_addr = to_addr
+        self.cc_addr = cc_addr
+        self.blob_sha256 = blob_sha256
+
+    @property
+    def flags(self) -> frozenset[str]:
+        flags = self._flags
+        if isinstance(flags, str):
+            flags = self._flags = parse_flags(flags)
+        return flags
+
+    @property
+    def internal_date(self) -> datetime:
+        if self._date is None:
+            self._date = utc_datetime(self._raw_date)
+        return self._date
+
+    @property
+    def sent_date(self) -> datetime | None:
+        if self._sent is None and self._raw_sent is not None:
+            self._sent = utc_datetime(self._raw_sent)
+        return self._sent
+
+    def __repr__(self) -> str:
+        return f"SearchRow(uid={self.uid}, modseq={self.modseq})"
 
 
 @dataclass(frozen=True)
@@ -100,6 +187,24 @@ class QuotaUsage:
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; the models store UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+_SQLITE_DATETIME = DateTime().result_processor(sqlite.dialect(), None)
+
+
+def utc_datetime(value: datetime | str) -> datetime:
+    """A timestamp as the DBAPI returned it, as an aware UTC datetime (as UTCDateTime does)."""
+    if isinstance(value, str):  # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff" text, in UTC
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            assert _SQLITE_DATETIME is not None
+            parsed = _SQLITE_DATETIME(value)
+            assert isinstance(parsed, datetime)
+            value = parsed
+    if value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def _info(folder: Folder) -> FolderInfo:
@@ -116,21 +221,99 @@ def _info(folder: Folder) -> FolderInfo:
     )
 
 
-def _chunks(values: Sequence[int]) -> list[Sequence[int]]:
-    return [values[i : i + IN_CHUNK] for i in range(0, len(values), IN_CHUNK)]
+# The statements every IMAP session runs (SELECT, FETCH, STORE, SEARCH) are prepared
+# (storage.fast_sql): plain tuples, dates and flags parsed only when used.
+_FOLDER = Folder.__table__  # type: ignore[attr-defined]
+_MESSAGE = Message.__table__  # type: ignore[attr-defined]
+
+
+def _folder_select() -> Any:
+    f = _FOLDER.c
+    return sql_select(
+        f.id,
+        f.mailbox_id,
+        f.name,
+        f.special_use,
+        f.subscribed,
+        f.uidvalidity,
+        f.uidnext,
+        f.highestmodseq,
+    )
+
+
+def _folder_info(row: Any) -> FolderInfo:
+    return FolderInfo(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
+
+
+_FOLDER_BY_NAME = Prepared(
+    lambda _dialect: _folder_select().where(
+        _FOLDER.c.mailbox_id == bindparam("mailbox_id"), _FOLDER.c.name == bindparam("name")
+    )
+)
+_FOLDER_BY_ID = Prepared(
+    lambda _dialect: _folder_select().where(_FOLDER.c.id == bindparam("folder_id"))
+)
+_UIDS_AND_FLAGS = Prepared(
+    lambda _dialect: (
+        sql_select(_MESSAGE.c.uid, _MESSAGE.c.flags)
+        .where(_MESSAGE.c.folder_id == bindparam("folder_id"))
+        .order_by(_MESSAGE.c.uid)
+    )
+)
+_ROW_COLUMNS = ("uid", "modseq", "flags", "size", "internal_date", "blob_sha256")
+
+
+def _rows_in_range(columns: Sequence[str]) -> Prepared:
+    return Prepared(
+        lambda _dialect: (
+            sql_select(*(_MESSAGE.c[name] for name in columns))
+            .where(
+                _MESSAGE.c.folder_id == bindparam("folder_id"),
+                _MESSAGE.c.uid >= bindparam("low"),
+                _MESSAGE.c.uid <= bindparam("high"),
+            )
+            .order_by(_MESSAGE.c.uid)
+        )
+    )
+
+
+_MESSAGE_ROWS = _rows_in_range(_ROW_COLUMNS)
+_MESSAGE_ROWS_WITH_SUMMARY = _rows_in_range((*_ROW_COLUMNS, "summary"))
+_SEARCH_ROWS = Prepared(
+    lambda _dialect: (
+        sql_select(
+            *(
+                _MESSAGE.c[name]
+                for name in (
+                    "uid",
+                    "modseq",
+                    "flags",
+                    "size",
+                    "internal_date",
+                    "sent_date",
+                    "subject",
+                    "from_addr",
+                    "to_addr",
+                    "cc_addr",
+                    "blob_sha256",
+                )
+            )
+        )
+        .where(_MESSAGE.c.folder_id == bindparam("folder_id"))
+        .order_by(_MESSAGE.c.uid)
+    )
+)
 
 
 def find_folder(session: Session, mailbox_id: int, name: str) -> FolderInfo | None:
     """The folder called ``name`` (already normalised) in one account, or None."""
-    folder = session.exec(
-        select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name == name)
-    ).first()
-    return _info(folder) if folder is not None else None
+    row = _FOLDER_BY_NAME.first(session, {"mailbox_id": mailbox_id, "name": name})
+    return _folder_info(row) if row is not None else None
 
 
 def folder_by_id(session: Session, folder_id: int) -> FolderInfo | None:
-    folder = session.get(Folder, folder_id)
-    return _info(folder) if folder is not None else None
+    row = _FOLDER_BY_ID.first(session, {"folder_id": folder_id})
+    return _folder_info(row) if row is not None else None
 
 
 def all_folders(session: Session, mailbox_id: int) -> list[FolderInfo]:
@@ -141,24 +324,24 @@ def all_folders(session: Session, mailbox_id: int) -> list[FolderInfo]:
 
 def folder_snapshot(session: Session, folder_id: int) -> FolderSnapshot | None:
     """UIDs in ascending order, the first unseen UID and the keywords in use."""
-    folder = session.get(Folder, folder_id)
+    folder = folder_by_id(session, folder_id)
     if folder is None:
         return None
-    rows = session.exec(
-        select(Message.uid, Message.flags)
-        .where(Message.folder_id == folder_id)
-        .order_by(col(Message.uid))
-    ).all()
     uids: list[int] = []
     first_unseen: int | None = None
     keywords: set[str] = set()
-    for uid, flags in rows:
+    # A folder has few distinct flag texts ("", "\\Seen", ...): each is parsed once.
+    seen_texts: dict[str, bool] = {}
+    for uid, flags in _UIDS_AND_FLAGS.all(session, {"folder_id": folder_id}):
         uids.append(uid)
-        flag_set = parse_flags(flags)
-        if first_unseen is None and "\\Seen" not in flag_set:
+        seen = seen_texts.get(flags)
+        if seen is None:
+            flag_set = parse_flags(flags)
+            seen = seen_texts[flags] = "\\Seen" in flag_set
+            keywords.update(f for f in flag_set if not f.startswith("\\"))
+        if first_unseen is None and not seen:
             first_unseen = uid
-        keywords.update(f for f in flag_set if not f.startswith("\\"))
-    return FolderSnapshot(_info(folder), uids, first_unseen, frozenset(keywords))
+    return FolderSnapshot(folder, uids, first_unseen, frozenset(keywords))
 
 
 def folder_counts(session: Session, folder_id: int) -> FolderCounts | None:
@@ -184,70 +367,23 @@ def message_rows(
     session: Session, folder_id: int, uids: Sequence[int], with_summary: bool
 ) -> list[MessageRow]:
     """The rows of the given UIDs that still exist, in UID order."""
+    statement = _MESSAGE_ROWS_WITH_SUMMARY if with_summary else _MESSAGE_ROWS
+    wanted = set(uids)
     result: list[MessageRow] = []
-    for chunk in _chunks(sorted(uids)):
-        columns: list[Any] = [
-            Message.uid,
-            Message.modseq,
-            Message.flags,
-            Message.size,
-            Message.internal_date,
-            Message.blob_sha256,
-        ]
-        if with_summary:
-            columns.append(Message.summary)
-        query = sql_select(*columns).where(
-            col(Message.folder_id) == folder_id, col(Message.uid).in_(list(chunk))
-        )
-        for row in session.execute(query.order_by(col(Message.uid))):
-            result.append(
-                MessageRow(
-                    uid=row[0],
-                    modseq=row[1],
-                    flags=parse_flags(row[2]),
-                    size=row[3],
-                    internal_date=as_utc(row[4]),
-                    blob_sha256=row[5],
-                    summary=row[6] if with_summary else None,
-                )
-            )
+    for low, high in uid_ranges(wanted):
+        values = {"folder_id": folder_id, "low": low, "high": high}
+        for row in statement.all(session, values):
+            if row[0] in wanted:
+                summary = row[6] if with_summary else None
+                if summary is not None and not isinstance(summary, bytes):
+                    summary = bytes(summary)
+                result.append(MessageRow(row[0], row[1], row[2], row[3], row[4], row[5], summary))
     return result
 
 
 def search_rows(session: Session, folder_id: int) -> list[SearchRow]:
     """Every message of a folder with the columns SEARCH evaluates, in UID order."""
-    columns: list[Any] = [
-        Message.uid,
-        Message.modseq,
-        Message.flags,
-        Message.size,
-        Message.internal_date,
-        Message.sent_date,
-        Message.subject,
-        Message.from_addr,
-        Message.to_addr,
-        Message.cc_addr,
-        Message.blob_sha256,
-    ]
-    query = (
-        sql_select(*columns).where(col(Message.folder_id) == folder_id).order_by(col(Message.uid))
-    )
-    return [
-        SearchRow(
-            uid=row[0],
-            modseq=row[1],
-            flags=parse_flags(row[2]),
-            size=row[3],
-            internal_date=as_utc(row[4]),
-            sent_date=as_utc(row[5]) if row[5] is not None else None,
-            subject=row[6],
-            from_addr=row[7],
-            to_addr=row[8],
-            cc_addr=row[9],
-            blob_sha256=row[10],
-        )
-        for row in session.execute(query)
-    ]
+    return [SearchRow(*row) for row in _SEARCH_ROWS.all(session, {"folder_id": folder_id})]
 
 
 def changed_since(session: Session, folder_id: int, modseq: int) -> list[int]:
