@@ -125,8 +125,6 @@ class Worker:
 
 def main(argv: list[str]) -> None:
     _die_with_parent()
-    import os
-    sys.setswitchinterval(float(os.environ.get("GOVMAIL_SWITCH", "0.005")))
     fd, index, count = (int(arg) for arg in argv[:3])
     sock = socket.socket(fileno=fd)
     worker = Worker(sock, WorkerRole(index, count))

@@ -1,0 +1,173 @@
+"""`govmail serve` with two worker processes: a real supervisor, real workers, real clients.
+
+The supervisor hands each connection to the worker with the fewest, so with nothing else open
+the first connection lands on worker 0 and the second on worker 1 (the IMAP session ids in the
+log, ``w0i…``/``w1i…``, confirm it). What one worker commits must reach the IMAP sessions of
+the other; per-IP limits and the failed-login throttle count the whole instance; a worker that
+dies is replaced without losing what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import re
+import signal
+import smtplib
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.process import ServerProcess, govmail_env, run_cli, start_server
+
+DOMAIN = "haiworker.gov.vn"
+USERS = {f"u{i}@{DOMAIN}": f"Mat-khau#2026-{i}" for i in range(2)}
+WAIT_SECONDS = 20.0
+
+
+def _mail(n: int, to: str) -> bytes:
+    return (
+        f"From: ngoai@example.gov.vn\r\nTo: {to}\r\nSubject: thu {n}\r\n"
+        f"Message-ID: <worker-{n}@example.gov.vn>\r\n\r\nnoi dung {n}\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def server(tmp_path: Path, db_url: str) -> Iterator[ServerProcess]:
+    database = "" if db_url.startswith("sqlite") else db_url
+    env = govmail_env(GOVMAIL_DATABASE__URL=database)
+    data = tmp_path / "inst"
+    assert run_cli("init", "--data-dir", str(data), "--domain", DOMAIN, env=env).returncode == 0
+    config = data / "govmail.toml"
+    for address, password in USERS.items():
+        added = run_cli(
+            "mailbox", "add", address, "--password-stdin", "-c", str(config),
+            stdin=password + "\n", env=env,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    extra = {
+        "GOVMAIL_SERVER__WORKERS": "2",
+        "GOVMAIL_IMAP__MAX_CONNECTIONS_PER_IP": "3",
+        "GOVMAIL_AUTH__MAX_FAILURES_PER_IP": "2",
+        "GOVMAIL_AUTH__FAILED_LOGIN_DELAY_SECONDS": "0",
+    }
+    if database:
+        extra["GOVMAIL_DATABASE__URL"] = database
+    process = start_server(config, **extra)
+    try:
+        yield process
+    finally:
+        if process.process.poll() is None:
+            process.terminate()
+
+
+def _wait_for_log(server: ServerProcess, pattern: str, after: int = 0) -> re.Match[str]:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        for line in list(server.log_lines)[after:]:
+            match = re.search(pattern, line)
+            if match:
+                return match
+        time.sleep(0.05)
+    raise AssertionError(f"no log line matching {pattern!r}")
+
+
+def _imap(server: ServerProcess) -> imaplib.IMAP4:
+    return imaplib.IMAP4(*server.bound["imap"], timeout=WAIT_SECONDS)
+
+
+def _session_ids(server: ServerProcess) -> list[str]:
+    found = []
+    for line in list(server.log_lines):
+        match = re.search(r"event=imap_connect session=(\S+)", line)
+        if match:
+            found.append(match.group(1))
+    return found
+
+
+def test_both_workers_serve_and_see_each_others_changes(server: ServerProcess) -> None:
+    assert "workers=2" in "\n".join(server.log_lines)
+    user, password = next(iter(USERS.items()))
+    watcher = _imap(server)  # worker 0: nothing else is open
+    watcher.login(user, password)
+    watcher.select("INBOX")
+    other = _imap(server)  # worker 1: worker 0 has one connection
+    other.login(user, password)
+    other.select("INBOX")
+    assert [s[:2] for s in _session_ids(server)] == ["w0", "w1"]
+
+    # A delivery committed by worker 1's SMTP session wakes worker 0's IDLE.
+    tag = watcher._new_tag().decode()
+    watcher.send(f"{tag} IDLE\r\n".encode())
+    assert watcher.readline().startswith(b"+")
+    with smtplib.SMTP(*server.bound["smtp_mx"], timeout=WAIT_SECONDS) as smtp:
+        smtp.sendmail("ngoai@example.gov.vn", [user], _mail(1, user))
+    assert re.match(rb"\* 1 EXISTS", watcher.readline())
+    watcher.send(b"DONE\r\n")
+    assert watcher.readline().startswith(tag.encode() + b" OK")
+
+    # A flag set on worker 1 is announced on worker 0 at its next command.
+    other.noop()
+    typ, _ = other.store("1", "+FLAGS", "(\\Flagged)")
+    assert typ == "OK"
+    typ, _ = watcher.noop()
+    assert typ == "OK"
+    untagged = watcher.untagged_responses.get("FETCH", [])
+    assert any(b"\\Flagged" in item for item in untagged if isinstance(item, bytes)), untagged
+    for client in (watcher, other):
+        client.logout()
+
+
+def test_per_ip_limit_and_login_throttle_count_the_whole_instance(server: ServerProcess) -> None:
+    held = [_imap(server) for _ in range(3)]  # two on one worker, one on the other
+    with socket.create_connection(server.bound["imap"], timeout=WAIT_SECONDS) as refused:
+        greeting = refused.makefile("rb").readline()
+    assert greeting.startswith(b"* BYE [UNAVAILABLE]"), greeting
+    held.pop().logout()
+    # The supervisor learns of the close from the worker; a new connection is then admitted.
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        try:
+            held.append(_imap(server))
+            break
+        except imaplib.IMAP4.error as exc:
+            assert "UNAVAILABLE" in str(exc)
+            assert time.monotonic() < deadline, "the closed connection was never released"
+            time.sleep(0.05)
+
+    # Failed logins: one on each worker uses up the limit of 2 for this address on both.
+    user = next(iter(USERS))
+    for client in held[:2]:
+        with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+            client.login(user, "wrong password")
+    for client in held:
+        with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+            client.login(user, USERS[user])
+    for client in held:
+        client.logout()
+
+
+def test_a_dead_worker_is_replaced_and_nothing_acknowledged_is_lost(
+    server: ServerProcess,
+) -> None:
+    user, password = list(USERS.items())[1]
+    with smtplib.SMTP(*server.bound["smtp_mx"], timeout=WAIT_SECONDS) as smtp:
+        for n in range(5):
+            smtp.sendmail("ngoai@example.gov.vn", [user], _mail(100 + n, user))
+    pid = int(_wait_for_log(server, r"event=worker_ready worker=1 pid=(\d+)").group(1))
+    mark = len(server.log_lines)
+    os.kill(pid, signal.SIGKILL)
+    _wait_for_log(server, r"event=worker_died worker=1", mark)
+    _wait_for_log(server, rf"event=worker_ready worker=1 pid=(?!{pid}\b)\d+", mark)
+
+    clients = [_imap(server) for _ in range(2)]  # one on each worker, the new one included
+    for client in clients:
+        client.login(user, password)
+        typ, data = client.select("INBOX")
+        assert (typ, data) == ("OK", [b"5"])
+        client.logout()
+    assert server.terminate() == 0
+    assert any("event=stopped workers=2" in line for line in server.log_lines)
