@@ -272,6 +272,7 @@ class QueueEntry(SQLModel, table=True):
     source: str = Field(default="submission", max_length=16)  # submission | forward | dsn
     dsn_envid: str | None = Field(default=None, max_length=100)
     dsn_ret: str | None = Field(default=None, max_length=8)  # FULL | HDRS
+    smtputf8: bool = False  # received with MAIL ... SMTPUTF8 (migration 0008)
     state: str = Field(default=QueueState.QUEUED, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)

@@ -8,6 +8,14 @@ message. STARTTLS follows the route's policy (RFC 3207): ``required`` never send
 Replies are kept per recipient (RFC 5321 3.3: each RCPT has its own answer; DATA's answer applies
 to all accepted). A failure to reach the destination raises :class:`DestinationUnavailable` so
 the caller can try the next MX.
+
+What the server offers shapes the transaction:
+- DSN: RET/ENVID on MAIL, NOTIFY/ORCPT on RCPT are passed on, and :class:`Sent` says so, so
+  the queue knows whether it still owes a ``relayed`` report (RFC 3461 5.2.1, 5.2.2);
+- 8BITMIME: without it an 8-bit message is converted to 7 bits first (RFC 6152 3,
+  ``downconvert.py``), through the caller's ``seven_bit`` (which may re-sign DKIM);
+- SMTPUTF8: without it a message that needs it (non-ASCII envelope, or received with SMTPUTF8
+  and carrying UTF-8 header fields) is refused with 5.6.7 (RFC 6531 3.2), as a permanent failure.
 """
 
 from __future__ import annotations
@@ -17,15 +25,19 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
 
+from mailserver.delivery.downconvert import has_8bit, header_has_8bit, to_seven_bit
 from mailserver.delivery.routing import Destination, TLSPolicy
 from mailserver.smtp.esmtp import encode_xtext
 
 log = logging.getLogger(__name__)
+
+SMTPUTF8_REFUSED = "553 5.6.7 Remote server does not support SMTPUTF8"
+SevenBit = Callable[[bytes], Awaitable[bytes]]
 
 
 class DestinationUnavailable(Exception):
@@ -50,6 +62,17 @@ class Envelope:
     recipients: tuple[OutgoingRecipient, ...]
     envid: str | None = None
     ret: str | None = None
+    smtputf8: bool = False  # received with MAIL ... SMTPUTF8
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One transaction's outcome: the reply per recipient key, and whether the server
+    advertised DSN (it then got NOTIFY/ORCPT and reports success itself)."""
+
+    replies: dict[int, str]
+    dsn: bool = False
+    converted: bool = False  # sent as 7-bit MIME after conversion (RFC 6152 3)
 
 
 @dataclass
@@ -168,26 +191,32 @@ class ConnectionPool:
             self._idle[destination] = keep
 
     async def send(
-        self, destination: Destination, envelope: Envelope, message: bytes
-    ) -> dict[int, str]:
-        """One transaction; the reply for each recipient key. Raises DestinationUnavailable."""
+        self,
+        destination: Destination,
+        envelope: Envelope,
+        message: bytes,
+        seven_bit: SevenBit | None = None,
+    ) -> Sent:
+        """One transaction; the reply for each recipient key. Raises DestinationUnavailable.
+        ``seven_bit`` converts an 8-bit message for a server without 8BITMIME (default: MIME
+        conversion alone)."""
         connection = await self.acquire(destination)
         try:
-            replies = await _transaction(connection.smtp, envelope, message)
+            sent = await _transaction(connection.smtp, envelope, message, seven_bit)
         except (OSError, aiosmtplib.SMTPException, TimeoutError) as exc:
             connection.smtp.close()
             raise DestinationUnavailable(
                 f"451 4.4.2 Connection to {destination.host} lost: {exc}"
             ) from exc
         self.release(destination, connection)
-        return replies
+        return sent
 
 
 def _mail_options(smtp: aiosmtplib.SMTP, envelope: Envelope, message: bytes) -> list[str]:
     options: list[str] = []
     if smtp.supports_extension("size"):
         options.append(f"SIZE={len(message)}")
-    if smtp.supports_extension("8bitmime") and any(b > 127 for b in message):
+    if smtp.supports_extension("8bitmime") and has_8bit(message):
         options.append("BODY=8BITMIME")
     if smtp.supports_extension("dsn"):
         if envelope.ret:
@@ -197,10 +226,13 @@ def _mail_options(smtp: aiosmtplib.SMTP, envelope: Envelope, message: bytes) -> 
     return options
 
 
-def _needs_smtputf8(envelope: Envelope) -> bool:
-    return not envelope.sender.isascii() or any(
-        not r.address.isascii() for r in envelope.recipients
-    )
+def _needs_smtputf8(envelope: Envelope, message: bytes) -> bool:
+    """RFC 6531 3.2 / RFC 6532: non-ASCII addresses, or an SMTPUTF8 message whose header
+    fields are UTF-8. Raw 8-bit headers of mail received without SMTPUTF8 are legacy mail in
+    some charset, sent as they are (as Postfix does), not refused."""
+    if not envelope.sender.isascii() or any(not r.address.isascii() for r in envelope.recipients):
+        return True
+    return envelope.smtputf8 and header_has_8bit(message)
 
 
 async def _command(smtp: aiosmtplib.SMTP, *words: str) -> str:
@@ -208,21 +240,29 @@ async def _command(smtp: aiosmtplib.SMTP, *words: str) -> str:
     return _reply(response.code, response.message)
 
 
-async def _transaction(smtp: aiosmtplib.SMTP, envelope: Envelope, message: bytes) -> dict[int, str]:
+async def _transaction(
+    smtp: aiosmtplib.SMTP, envelope: Envelope, message: bytes, seven_bit: SevenBit | None
+) -> Sent:
     keys = [r.key for r in envelope.recipients]
+    dsn = smtp.supports_extension("dsn")
+    utf8 = _needs_smtputf8(envelope, message)
+    if utf8 and not smtp.supports_extension("smtputf8"):
+        # RFC 6531 3.2: without SMTPUTF8 at the server, such mail cannot be sent.
+        return Sent(dict.fromkeys(keys, SMTPUTF8_REFUSED), dsn)
+    converted = False
+    if not smtp.supports_extension("8bitmime") and has_8bit(message):
+        # RFC 6152 3: convert to 7-bit MIME (or return it; converting is kinder).
+        message = await seven_bit(message) if seven_bit else to_seven_bit(message)
+        converted = True
     options = _mail_options(smtp, envelope, message)
-    if _needs_smtputf8(envelope):
-        if not smtp.supports_extension("smtputf8"):
-            # RFC 6531 3.2: without SMTPUTF8 at the server, such mail cannot be sent.
-            return dict.fromkeys(keys, "553 5.6.7 Remote server does not support SMTPUTF8")
+    if utf8:
         options.append("SMTPUTF8")
     reply = await _command(smtp, "MAIL", f"FROM:<{envelope.sender}>", *options)
     if not reply.startswith("2"):
         await _command(smtp, "RSET")
-        return dict.fromkeys(keys, reply)
+        return Sent(dict.fromkeys(keys, reply), dsn, converted)
     replies: dict[int, str] = {}
     accepted: list[int] = []
-    dsn = smtp.supports_extension("dsn")
     for recipient in envelope.recipients:
         rcpt_options: list[str] = []
         if dsn and recipient.notify:
@@ -236,7 +276,7 @@ async def _transaction(smtp: aiosmtplib.SMTP, envelope: Envelope, message: bytes
             accepted.append(recipient.key)
     if not accepted:
         await _command(smtp, "RSET")
-        return replies
+        return Sent(replies, dsn, converted)
     try:
         response = await smtp.data(message)
         final = _reply(response.code, response.message)
@@ -244,7 +284,7 @@ async def _transaction(smtp: aiosmtplib.SMTP, envelope: Envelope, message: bytes
         final = _reply(exc.code, exc.message)
     for key in accepted:
         replies[key] = final
-    return replies
+    return Sent(replies, dsn, converted)
 
 
 def pick_reply(replies: Sequence[str]) -> str:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from mailserver.delivery.queue import OutboundRecipient, enqueue
+from mailserver.delivery.success_dsn import SuccessRequest, build_success_dsn
 from storage.accounts import find_mailbox
 from storage.blobs import StoredBlob
 from storage.mailbox_ops import INBOX, FolderNotFound, append_to_folder, folder_id_by_name
@@ -29,6 +30,7 @@ class Delivery:
 
     local: list[tuple[int, str]] = field(default_factory=list)
     remote: list[OutboundRecipient] = field(default_factory=list)
+    success: SuccessRequest | None = None  # RFC 3461 SUCCESS report owed once committed
 
     def add_local(self, mailbox_id: int, folder: str = INBOX) -> None:
         # Each mailbox once, whatever the number of addresses that led to it.
@@ -57,6 +59,7 @@ class QueueOptions:
     source: str = "submission"
     envid: str | None = None
     ret: str | None = None
+    smtputf8: bool = False  # MAIL ... SMTPUTF8 (RFC 6531): kept for the outbound client
 
 
 def apply_delivery(
@@ -91,6 +94,7 @@ def apply_delivery(
         source=options.source,
         envid=options.envid,
         ret=options.ret,
+        smtputf8=options.smtputf8,
     )
 
 
@@ -113,11 +117,14 @@ async def store_and_queue(
     """Write the bytes durably, then one commit for every copy and the queue entry (and
     ``also``, run in the same transaction). Returns only after that commit."""
     blob, indexed = await store.store_blob(raw)
+    report = await _success_report(store, raw, delivery, options) if delivery.success else None
 
     def job(session: Session) -> int | None:
         entry_id = apply_delivery(session, blob, indexed, delivery, options)
         if also is not None:
             also(session)
+        if report is not None:
+            report(session)
         return entry_id
 
     return await store.write(job)
@@ -141,3 +148,29 @@ def resolve_generated(session: Session, addresses: Sequence[str]) -> Delivery:
             if mailbox is not None and mailbox.id is not None:
                 delivery.add_local(mailbox.id)
     return delivery
+
+
+async def _success_report(
+    store: MailStore, raw: bytes, delivery: Delivery, options: QueueOptions
+) -> Callable[[Session], None] | None:
+    """The success DSN (success_dsn.py) as a part of the delivery's own write job: it exists
+    if and only if the copies it reports on were committed. Never for a null sender (a DSN
+    about a DSN, RFC 3461 6.2)."""
+    if delivery.success is None or not options.sender:
+        return None  # never a DSN about a DSN
+    dsn = build_success_dsn(
+        delivery.success,
+        sender=options.sender,
+        original=raw,
+        arrival=options.now,
+        envid=options.envid,
+        ret=options.ret,
+    )
+    dsn_blob, dsn_indexed = await store.store_blob(dsn)
+    dsn_options = QueueOptions(sender="", now=options.now, lifetime=options.lifetime, source="dsn")
+
+    def deliver_report(session: Session) -> None:
+        recipients = resolve_generated(session, [options.sender])
+        apply_delivery(session, dsn_blob, dsn_indexed, recipients, dsn_options)
+
+    return deliver_report

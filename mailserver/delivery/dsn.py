@@ -1,4 +1,5 @@
-"""Delivery status notifications (RFC 3464): the bounce and the delay warning, as bytes.
+"""Delivery status notifications (RFC 3464): the bounce, the delay warning and the success
+report (delivered, relayed, expanded), as bytes.
 
 A DSN is ``multipart/report; report-type=delivery-status`` (RFC 6522) with three parts: a
 human-readable explanation (Vietnamese and English), the machine-readable
@@ -23,6 +24,7 @@ from mailserver.smtp.esmtp import decode_xtext
 # Bounces carry the full original only up to this size; above it, the header alone.
 MAX_RETURNED_BYTES = 256 * 1024
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ def status_of(reply: str, action: str) -> str:
         return ".".join(found.groups())
     if action == "delayed" or reply[:1] == "4":
         return "4.0.0"
-    if action in ("delivered", "relayed"):
+    if action in SUCCESS_ACTIONS:
         return "2.0.0"
     return "5.0.0"
 
@@ -59,7 +61,19 @@ def _one_line(text: str) -> str:
 
 
 def _human_text(reports: Sequence[RecipientReport], delayed: bool, host: str) -> str:
-    if delayed:
+    if all(r.action in SUCCESS_ACTIONS for r in reports):
+        lines = [
+            "Thư của bạn đã được chuyển tới người nhận dưới đây (theo yêu cầu báo nhận).",
+            "Your message was delivered to the recipients below (you asked to be told).",
+        ]
+        if any(r.action == "relayed" for r in reports):
+            lines += [
+                "Với người nhận ghi 'relayed', thư đã chuyển tới máy chủ khác không hỗ trợ báo"
+                " nhận; sẽ không có thông báo nào thêm.",
+                "For recipients marked 'relayed' the message was handed to a server that does"
+                " not report delivery; no further notice will follow.",
+            ]
+    elif delayed:
         lines = [
             "Thư của bạn chưa gửi được tới người nhận dưới đây; máy chủ vẫn đang thử lại.",
             "Your message has not yet been delivered to the recipients below;"
@@ -93,9 +107,13 @@ def build_dsn(
 ) -> bytes:
     """The complete DSN message (CRLF line ends) for ``reports`` about ``original``."""
     delayed = all(r.action == "delayed" for r in reports)
-    subject = (
-        "Delayed Mail (still being retried)" if delayed else "Undelivered Mail Returned to Sender"
-    )
+    success = all(r.action in SUCCESS_ACTIONS for r in reports)
+    if success:
+        subject = "Successful Mail Delivery Report"
+    elif delayed:
+        subject = "Delayed Mail (still being retried)"
+    else:
+        subject = "Undelivered Mail Returned to Sender"
     header = [
         f"From: Mail Delivery System <MAILER-DAEMON@{reporting_mta}>",
         f"To: <{original_sender}>",
@@ -128,7 +146,10 @@ def build_dsn(
         if report.action == "delayed" and will_retry_until is not None:
             status.append(f"Will-Retry-Until: {email.utils.format_datetime(will_retry_until)}")
 
-    full = ret != "HDRS" and not delayed and len(original) <= MAX_RETURNED_BYTES
+    # RFC 3461 4.3: RET says what comes back. Without it a bounce carries the message, and a
+    # delay warning or a success report (the recipient has the message) only its header.
+    wanted_full = ret == "FULL" if (delayed or success) else ret != "HDRS"
+    full = wanted_full and not delayed and len(original) <= MAX_RETURNED_BYTES
     returned = original if full else header_part(original)
     returned_type = "message/rfc822" if full else "text/rfc822-headers"
     has_8bit = any(byte > 127 for byte in returned)

@@ -68,6 +68,7 @@ class EntryView:
     source: str
     dsn_envid: str | None
     dsn_ret: str | None
+    smtputf8: bool
     claimed_by: str | None
     recipients: tuple[RecipientRow, ...]
 
@@ -94,6 +95,7 @@ def enqueue(
     source: str = "submission",
     envid: str | None = None,
     ret: str | None = None,
+    smtputf8: bool = False,
 ) -> int:
     """Add a message for ``recipients``; it holds a reference on ``blob`` until finished."""
     _reference_blob(session, blob)
@@ -106,6 +108,7 @@ def enqueue(
         source=source,
         dsn_envid=envid,
         dsn_ret=ret,
+        smtputf8=smtputf8,
         next_attempt_at=now,
         expires_at=now + lifetime,
     )
@@ -161,6 +164,7 @@ def _view(session: Session, entry: QueueEntry) -> EntryView:
         source=entry.source,
         dsn_envid=entry.dsn_envid,
         dsn_ret=entry.dsn_ret,
+        smtputf8=entry.smtputf8,
         claimed_by=entry.claimed_by,
         recipients=recipients,
     )

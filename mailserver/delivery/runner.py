@@ -10,6 +10,15 @@ One attempt of one entry:
    whatever crashes; a crash between the remote 250 and that commit may repeat a delivery
    (RFC 5321 6.1 prefers a duplicate to a loss).
 Past the entry's lifetime, pending recipients fail with the last reply they got.
+
+A recipient that asked for NOTIFY=SUCCESS and was accepted by a server that does not speak DSN
+gets a ``relayed`` report in that same transaction (RFC 3461 5.2.2); a DSN server got NOTIFY and
+ORCPT and reports itself (5.2.1), so nothing is written here.
+
+A server without 8BITMIME gets 8-bit mail converted to 7-bit MIME (``downconvert.py``). The
+conversion changes the bytes our DKIM signature covers, so a message we signed (d= its local
+From domain) is signed again after conversion, as RFC 6376 5.3 asks of signers; other parties'
+signatures over converted parts no longer verify (ARC and the receiving server's policy decide).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import socket
 from collections.abc import Callable
@@ -25,6 +35,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
+from filters.dkim_sign import DkimSignCheck, sign_message
+from filters.message_headers import from_domains, header_fields
+from filters.pipeline import render_headers
 from mailserver.config import GovmailConfig
 from mailserver.delivery.client import (
     ConnectionPool,
@@ -34,6 +47,7 @@ from mailserver.delivery.client import (
     pick_reply,
 )
 from mailserver.delivery.dispatch import QueueOptions, apply_delivery, resolve_generated
+from mailserver.delivery.downconvert import to_seven_bit
 from mailserver.delivery.dsn import RecipientReport, build_dsn, wants_dsn
 from mailserver.delivery.queue import (
     DELIVERED,
@@ -67,6 +81,7 @@ class Attempt:
 
     outcomes: dict[int, RecipientOutcome]
     remote_mta: dict[int, str]
+    dsn_passed: frozenset[int] = frozenset()  # recipients whose server took NOTIFY/ORCPT
 
 
 class QueueRunner:
@@ -90,6 +105,11 @@ class QueueRunner:
             idle_seconds=config.queue.idle_connection_seconds,
         )
         self.clock = clock
+        self.signer: DkimSignCheck | None = None
+        if "dkim_sign" in config.filters.outbound:  # to sign again after 7-bit conversion
+            self.signer = DkimSignCheck(
+                store, config.dkim_key_dir, timedelta(hours=config.dkim.publish_hours)
+            )
         self.node = f"{socket.gethostname()}:{secrets.token_hex(4)}"
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -166,8 +186,11 @@ class QueueRunner:
             by_domain.setdefault(recipient.domain, []).append(recipient)
         outcomes: dict[int, RecipientOutcome] = {}
         remote_mta: dict[int, str] = {}
+        dsn_passed: set[int] = set()
         for domain, recipients in by_domain.items():
-            replies, host = await self._deliver_domain(entry, domain, recipients, message)
+            replies, host, dsn = await self._deliver_domain(entry, domain, recipients, message)
+            if dsn:
+                dsn_passed.update(r.id for r in recipients)
             for recipient in recipients:
                 reply = replies[recipient.id]
                 status = DELIVERED if reply[:1] == "2" else FAILED if reply[:1] == "5" else PENDING
@@ -181,16 +204,17 @@ class QueueRunner:
                     status,
                     reply[:200],
                 )
-        return Attempt(outcomes, remote_mta)
+        return Attempt(outcomes, remote_mta, frozenset(dsn_passed))
 
     async def _deliver_domain(
         self, entry: EntryView, domain: str, recipients: list[RecipientRow], message: bytes
-    ) -> tuple[dict[int, str], str | None]:
+    ) -> tuple[dict[int, str], str | None, bool]:
+        """Each recipient's reply, the host that gave them, and whether it speaks DSN."""
         keys = [r.id for r in recipients]
         try:
             destinations = await self.router.destinations(domain)
         except RoutingError as exc:
-            return dict.fromkeys(keys, exc.reply), None
+            return dict.fromkeys(keys, exc.reply), None, False
         envelope = Envelope(
             sender=entry.sender,
             recipients=tuple(
@@ -198,17 +222,34 @@ class QueueRunner:
             ),
             envid=entry.dsn_envid,
             ret=entry.dsn_ret,
+            smtputf8=entry.smtputf8,
         )
         failures: list[str] = []
         for destination in destinations:
             try:
-                return await self.pool.send(destination, envelope, message), destination.host
+                sent = await self.pool.send(destination, envelope, message, self.seven_bit)
             except DestinationUnavailable as exc:
                 failures.append(exc.reply)
+                continue
+            if sent.converted:
+                log.info("event=queue_7bit id=%d host=%s", entry.id, destination.host)
+            return sent.replies, destination.host, sent.dsn
         reply = pick_reply(failures) if failures else "451 4.4.4 No destination for domain"
         if reply[:1] == "5":  # we never invent permanent failures from connection trouble
             reply = "451" + reply[3:]
-        return dict.fromkeys(keys, reply), None
+        return dict.fromkeys(keys, reply), None, False
+
+    async def seven_bit(self, message: bytes) -> bytes:
+        """The message as 7-bit MIME for a server without 8BITMIME, signed again when the
+        signature on it was ours (see the module docstring)."""
+        converted = await self.store.offload(to_seven_bit, message)
+        if converted == message or self.signer is None:
+            return converted
+        try:
+            return await resign(self.signer, converted)
+        except Exception:  # an unsigned message still beats no delivery
+            log.exception("event=dkim_resign_failed")
+            return converted
 
     async def conclude(self, entry: EntryView, attempt: Attempt, message: bytes) -> None:
         now = self.clock()
@@ -238,9 +279,16 @@ class QueueRunner:
             for o in still_pending
             if delay_due and wants_dsn(rows[o.recipient_id].notify, "DELAY")
         ]
+        relayed = [  # RFC 3461 5.2.2: the next server cannot report success, so we say so
+            self._report(rows[o.recipient_id], "relayed", o.reply, attempt)
+            for o in outcomes.values()
+            if o.status == DELIVERED
+            and o.recipient_id not in attempt.dsn_passed
+            and wants_dsn(rows[o.recipient_id].notify, "SUCCESS")
+        ]
         notices: list[bytes] = []
         if entry.sender:  # never a DSN about a DSN (RFC 3461 6.2)
-            for reports in (bounce, delayed):
+            for reports in (bounce, delayed, relayed):
                 if reports:
                     notices.append(self._dsn(entry, reports, message, now))
         prepared = [await self.store.store_blob(raw) for raw in notices]
@@ -301,3 +349,56 @@ class QueueRunner:
             ret=entry.dsn_ret,
             will_retry_until=entry.expires_at,
         )
+
+
+_SIGNING_DOMAIN = re.compile(r"(?:^|;)\s*d\s*=\s*([^;\s]+)")
+
+
+async def resign(signer: DkimSignCheck, message: bytes) -> bytes:
+    """``message`` with the DKIM signatures of its local From domain made again: the old ones
+    are dropped (they cover the 8-bit form) and new ones added. Unchanged when the From domain
+    is not ours or the message carried no signature of it (we do not sign others' mail)."""
+    domains = from_domains(message)
+    if len(domains) != 1:
+        return message
+    domain = domains[0]
+    ours = [
+        value
+        for name, value in header_fields(message)
+        if name == "dkim-signature" and _signing_domain(value) == domain
+    ]
+    if not ours:
+        return message
+    keys = await signer.signing_keys(domain)
+    if not keys:
+        return message
+    unsigned = _drop_signatures(message, domain)
+    fields = await signer.store.offload(sign_message, unsigned, keys)
+    return render_headers(fields) + unsigned
+
+
+def _signing_domain(value: str) -> str | None:
+    found = _SIGNING_DOMAIN.search(" ".join(value.split()))
+    return found.group(1).lower().rstrip(".") if found else None
+
+
+def _drop_signatures(message: bytes, domain: str) -> bytes:
+    """The message without the DKIM-Signature fields whose d= is ``domain``."""
+    end = message.find(b"\r\n\r\n")
+    header, body = (message, b"") if end < 0 else (message[: end + 2], message[end + 2 :])
+    fields: list[list[bytes]] = []
+    for line in header.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1].append(line)
+        else:
+            fields.append([line])
+    kept: list[bytes] = []
+    for lines in fields:
+        raw = b"".join(lines)
+        name, _, value = raw.partition(b":")
+        if name.strip().lower() == b"dkim-signature" and (
+            _signing_domain(value.decode("ascii", "replace")) == domain
+        ):
+            continue
+        kept.append(raw)
+    return b"".join(kept) + body

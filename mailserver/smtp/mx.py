@@ -20,7 +20,7 @@ from sqlmodel import col, select
 
 from filters.pipeline import Action, Direction, MessageContext, Pipeline, PipelineResult
 from mailserver.delivery.dispatch import Delivery, QueueOptions, store_and_queue
-from mailserver.delivery.queue import OutboundRecipient
+from mailserver.delivery.success_dsn import forwarded_recipient, success_request
 from mailserver.instance import Instance
 from mailserver.smtp.address import ParsedPath, normalise_domain
 from mailserver.smtp.esmtp import RcptParams
@@ -200,8 +200,8 @@ class MXPolicy:
             for mailbox_id in accepted.local_mailboxes:
                 delivery.add_local(mailbox_id, folder)
             for address in accepted.remote:
-                notify = ",".join(accepted.params.notify) or None
-                delivery.add_remote(OutboundRecipient(address, notify, accepted.params.orcpt))
+                delivery.add_remote(forwarded_recipient(accepted, address))
+        delivery.success = success_request(self.config.server.hostname, envelope.accepted)
         return delivery
 
     def queue_options(self, session: Session, envelope: GovmailEnvelope) -> QueueOptions:
@@ -213,6 +213,7 @@ class MXPolicy:
             source="forward",
             envid=envelope.sender_params.envid,
             ret=envelope.sender_params.ret,
+            smtputf8=envelope.sender_params.smtputf8,
         )
 
     async def commit(
@@ -225,7 +226,7 @@ class MXPolicy:
         except Exception:
             log.exception("event=delivery_failed queue_id=%s", envelope.queue_id)
             return STORE_FAILED
-        if entry_id is not None:
+        if entry_id is not None or delivery.success is not None:  # a success DSN may be queued
             self.wake_queue()
         log.info(
             "event=accepted queue_id=%s local=%d remote=%d size=%d queue_entry=%s",

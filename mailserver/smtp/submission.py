@@ -226,6 +226,7 @@ class SubmissionPolicy(MXPolicy):
             source="submission",
             envid=base.envid,
             ret=base.ret,
+            smtputf8=base.smtputf8,
         )
 
     async def commit(
