@@ -48,7 +48,7 @@ def _raw_loader(store: MailStore, folder_id: int, row: SearchRow) -> tuple[bytes
 
 
 def index_hits(
-    session: DBSession, folder_id: int, keys: list[p.SearchText]
+    session: DBSession, folder_id: int, keys: list[p.SearchText], folder_size: int | None = None
 ) -> dict[p.SearchText, frozenset[int]]:
     """The UIDs the search index finds for each TEXT/BODY key."""
     return {
@@ -58,6 +58,7 @@ def index_hits(
                 folder_id,
                 fold_query(key.value),
                 TextField.BODY if key.body_only else TextField.TEXT,
+                folder_size,
             )
         )
         for key in keys
@@ -100,16 +101,17 @@ async def search(session: Session, command: p.Search) -> Done:
     if with_modseq:
         session.enabled.add("CONDSTORE")
     keys = list(dict.fromkeys(text_keys(command.criteria)))
+    folder_size = selected.exists
     if any(len(key.value.encode("utf-8")) > MAX_SEARCH_KEY for key in keys):
         raise BadCommand("Search key too long", "TOOBIG")
 
     def load(s: DBSession) -> tuple[list[SearchRow], dict[p.SearchText, frozenset[int]]]:
-        return search_rows(s, folder_id), index_hits(s, folder_id, keys)
+        return search_rows(s, folder_id), index_hits(s, folder_id, keys, folder_size)
 
     if only_text_keys(command.criteria) and not with_modseq:
         # The common "find this text" search: the index's answer is the result, so the
         # folder's rows are not loaded (a 100,000-message folder stays cheap).
-        hits = await session.store.read(lambda s: index_hits(s, folder_id, keys))
+        hits = await session.store.read(lambda s: index_hits(s, folder_id, keys, folder_size))
         common = frozenset.intersection(*hits.values())
         found_uids = sorted(uid for uid in common if selected.seq_of(uid) is not None)
         return _answer(session, command, found_uids, [], with_modseq=False)
