@@ -30,6 +30,7 @@ from email.policy import compat32
 
 MAX_DEPTH = 32  # nesting deeper than this is left alone (hostile input)
 _HIGH = re.compile(rb"[\x80-\xff]")
+_HIGH_OCTETS = bytes(range(128, 256))
 _CTE_FIELD = re.compile(rb"(?im)^content-transfer-encoding[ \t]*:.*(?:\r\n[ \t].*)*\r\n")
 
 
@@ -117,14 +118,14 @@ def _convert_entity(entity: bytes, default_type: str, depth: int) -> bytes:
     if maintype == "multipart":
         boundary = parsed.get_boundary()
         if not boundary:  # no parts can be found: all of it is preamble
-            return _composite_header(header, declared) + separator + _HIGH.sub(b"?", body)
+            return _composite(header, declared, separator, _HIGH.sub(b"?", body))
         child_default = "message/rfc822" if content_type == "multipart/digest" else "text/plain"
         marker = boundary.encode("ascii", "surrogateescape")
         converted = _convert_multipart(body, marker, child_default, depth)
-        return _composite_header(header, declared) + separator + converted
+        return _composite(header, declared, separator, converted)
     if content_type in ("message/rfc822", "message/global"):
         inner = _convert_entity(body, "text/plain", depth + 1)
-        return _composite_header(header, declared) + separator + inner
+        return _composite(header, declared, separator, inner)
     if declared == "base64":
         # Stray 8-bit octets in base64 are ignored by every decoder: dropping them changes
         # nothing a reader sees.
@@ -133,9 +134,13 @@ def _convert_entity(entity: bytes, default_type: str, depth: int) -> bytes:
     return _with_encoding(header, encoding) + (separator or b"\r\n") + encoded
 
 
-def _composite_header(header: bytes, declared: str) -> bytes:
-    """Multipart and message/rfc822 may only be 7bit, 8bit or binary (RFC 2045 6.4)."""
-    return _with_encoding(header, "7bit") if declared in ("8bit", "binary") else header
+def _composite(header: bytes, declared: str, separator: bytes, body: bytes) -> bytes:
+    """A multipart or message/rfc822 entity around its converted body. Their encoding can only
+    be 7bit, 8bit or binary (RFC 2045 6.4): a declared 8bit becomes 7bit once nothing 8-bit is
+    left inside (an inner 8-bit header block keeps it 8bit)."""
+    if declared in ("8bit", "binary") and not has_8bit(body):
+        header = _with_encoding(header, "7bit")
+    return header + separator + body
 
 
 def _convert_multipart(body: bytes, boundary: bytes, child_default: str, depth: int) -> bytes:
@@ -167,9 +172,10 @@ def _decoded(body: bytes, declared: str) -> bytes:
 
 def _encode_leaf(body: bytes, maintype: str, declared: str) -> tuple[str, bytes]:
     data = _decoded(body, declared)
-    eight = len(_HIGH.findall(data))
-    if maintype == "text" and eight * 8 <= len(data):
-        return "quoted-printable", _quoted_printable(data)
+    if maintype == "text":
+        eight = len(data) - len(data.translate(None, _HIGH_OCTETS))
+        if eight * 8 <= len(data):
+            return "quoted-printable", _quoted_printable(data)
     encoded = base64.encodebytes(data).replace(b"\n", b"\r\n")
     return "base64", encoded
 

@@ -242,7 +242,11 @@ class QueueRunner:
     async def seven_bit(self, message: bytes) -> bytes:
         """The message as 7-bit MIME for a server without 8BITMIME, signed again when the
         signature on it was ours (see the module docstring)."""
-        converted = await self.store.offload(to_seven_bit, message)
+        try:
+            converted = await self.store.offload(to_seven_bit, message)
+        except Exception:  # a bug here must not wedge the entry: send it as it is
+            log.exception("event=downconvert_failed")
+            return message
         if converted == message or self.signer is None:
             return converted
         try:

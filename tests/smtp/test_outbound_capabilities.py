@@ -281,6 +281,16 @@ def test_conversion_of_plain_legacy_and_nested_messages() -> None:
     forwarded = email.message_from_bytes(result, policy=email.policy.default)
     nested = list(forwarded.walk())[-1]
     assert nested.get_content() == "Đã nhận."  # the CRLF before a delimiter is the delimiter's
+    # Hostile nesting: converted down to the depth limit, never a crash.
+    deep = b"x\xc3\xa9\r\n"
+    for level in range(200):
+        deep = (
+            b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (level, level)
+            + deep
+            + b"\r\n--b%d--\r\n" % level
+        )
+    nested_result = to_seven_bit(b"MIME-Version: 1.0\r\n" + deep)
+    assert nested_result.count(b"--b0--") == 1
     # 7-bit input comes back as the same object.
     assert to_seven_bit(PLAIN) is PLAIN
 

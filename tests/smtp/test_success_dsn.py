@@ -238,3 +238,24 @@ async def test_report_to_an_outside_sender_leaves_with_a_null_reverse_path(
     envelope, recipient = report_blocks(parsed(sent.data))
     assert envelope["Original-Envelope-Id"] == "out-7"
     assert (recipient["Final-Recipient"], recipient["Action"]) == (f"rfc822; {AN}", "delivered")
+
+
+async def test_smtputf8_submission_to_a_server_without_it_bounces_with_5_6_7(
+    server: LiveServer, peer: ScriptedPeer
+) -> None:
+    """The SMTPUTF8 of MAIL travels with the queue entry; the peer lacks SMTPUTF8."""
+    arrived = await Arrivals.watch(server, AN)
+    raw = f"From: {AN}\r\nTo: x@remote.example\r\nSubject: Thẩm định hồ sơ\r\n\r\nx\r\n"
+    await submit(server, {"x@remote.example": []}, raw.encode(), ["SMTPUTF8", "BODY=8BITMIME"])
+    flags = await server.running.instance.store.read(
+        lambda s: list(s.exec(select(QueueEntry.smtputf8)))
+    )
+    assert flags == [True]
+    await arrived.reach(1)
+    assert peer.received == []
+    (bounce,) = await folder_messages(server, AN)
+    _, recipient = report_blocks(parsed(bounce))
+    assert (recipient["Action"], recipient["Status"]) == ("failed", "5.6.7")
+    assert recipient["Diagnostic-Code"] == (
+        "smtp; 553 5.6.7 Remote server does not support SMTPUTF8"
+    )
