@@ -56,6 +56,21 @@ class SelectedFolder:
             return index + 1
         return None
 
+    def seqs_of(self, uids: list[int]) -> list[int | None]:
+        """``seq_of`` of each of ``uids``: one walk of the view when they are ascending."""
+        view = self.uids
+        result: list[int | None] = []
+        index = 0
+        previous = -1
+        for uid in uids:
+            index = bisect.bisect_left(view, uid, index if uid > previous else 0)
+            previous = uid
+            if index < len(view) and view[index] == uid:
+                result.append(index + 1)
+            else:
+                result.append(None)
+        return result
+
     def uid_at(self, seq: int) -> int:
         return self.uids[seq - 1]
 

@@ -36,4 +36,5 @@ def resolve_uids(
     resolved = sequence_set.resolve(selected.exists)
     if resolved.max_value() > selected.exists:
         raise BadCommand("Invalid message sequence number")
-    return [selected.uid_at(seq) for seq in resolved]
+    uids = selected.uids
+    return [uid for low, high in resolved.spans for uid in uids[low - 1 : high]]

@@ -83,15 +83,24 @@ class FetchRenderer:
     def __init__(self, attributes: tuple[p.FetchAttribute, ...], utf8: bool) -> None:
         self.attributes = attributes
         self.utf8 = utf8
+        self._labelled = [(a.response_label().encode("ascii"), a) for a in attributes]
+        # A folder has few distinct flag sets; each is encoded once per command.
+        self._flag_lists: dict[frozenset[str], bytes] = {}
 
     def render(
         self, seq: int, row: MessageRow, summary: MessageSummary | None, raw: bytes | None
     ) -> bytes:
         items: list[bytes] = []
-        for attribute in self.attributes:
-            items.append(attribute.response_label().encode("ascii"))
+        for label, attribute in self._labelled:
+            items.append(label)
             items.append(self._value(attribute, row, summary, raw))
         return r.untagged(r.number(seq), b"FETCH", r.paren_list(items))
+
+    def _flag_list(self, flags: frozenset[str]) -> bytes:
+        encoded = self._flag_lists.get(flags)
+        if encoded is None:
+            encoded = self._flag_lists[flags] = r.flag_list(sorted(flags))
+        return encoded
 
     def _value(
         self,
@@ -104,7 +113,7 @@ class FetchRenderer:
         if kind is p.FetchKind.UID:
             return r.number(row.uid)
         if kind is p.FetchKind.FLAGS:
-            return r.flag_list(sorted(row.flags))
+            return self._flag_list(row.flags)
         if kind is p.FetchKind.RFC822_SIZE:
             return r.number(row.size)
         if kind is p.FetchKind.INTERNALDATE:
@@ -194,36 +203,75 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
         else renderer
     )
 
-    written = 0
-    for start in range(0, len(uids), FETCH_BATCH):
-        batch = uids[start : start + FETCH_BATCH]
-        rows = await session.store.read(
-            partial(message_rows, folder_id=folder_id, uids=batch, with_summary=need_summary)
-        )
-        if command.changed_since is not None:
-            rows = [row for row in rows if row.modseq > command.changed_since]
-        seen_now: set[int] = set()
-        if sets_seen:
-            rows, seen_now = await _mark_seen(session, folder_id, rows)
-        rows = [row for row in rows if selected.seq_of(row.uid) is not None]
-        summaries = [MessageSummary.from_json(row.summary) if row.summary else None for row in rows]
-        for chunk in _read_chunks(rows, summaries, header_only):
-            raws: list[bytes | None] = [None] * len(chunk)
-            if need_raw:
-                reads = [(rows[i].blob_sha256, length) for i, length in chunk]
-                raws = list(await session.store.offload(session.store.blobs.read_many, reads))
-            for (index, _), raw in zip(chunk, raws, strict=True):
-                row = rows[index]
-                seq = selected.seq_of(row.uid)
-                assert seq is not None
-                chosen = with_flags if row.uid in seen_now else renderer
-                data = chosen.render(seq, row, summaries[index], raw)
-                session.send(data)
-                written += len(data)
-                if written >= FETCH_FLUSH_BYTES:
-                    await session.drain()
-                    written = 0
+    out = _Output(session)
+    try:
+        for start in range(0, len(uids), FETCH_BATCH):
+            batch = uids[start : start + FETCH_BATCH]
+            rows = await session.store.read(
+                partial(message_rows, folder_id=folder_id, uids=batch, with_summary=need_summary)
+            )
+            if command.changed_since is not None:
+                rows = [row for row in rows if row.modseq > command.changed_since]
+            seen_now: set[int] = set()
+            if sets_seen:
+                rows, seen_now = await _mark_seen(session, folder_id, rows)
+            # The view does not change during a command (updates wait for flush_updates).
+            numbered = [
+                (seq, row)
+                for seq, row in zip(selected.seqs_of([row.uid for row in rows]), rows, strict=True)
+                if seq is not None
+            ]
+            if not need_raw:
+                for seq, row in numbered:
+                    summary = MessageSummary.from_json(row.summary) if row.summary else None
+                    chosen = with_flags if row.uid in seen_now else renderer
+                    if out.add(chosen.render(seq, row, summary, None)):
+                        await out.flush()
+                continue
+            summaries = [
+                MessageSummary.from_json(row.summary) if row.summary else None
+                for _, row in numbered
+            ]
+            for chunk in _read_chunks([row for _, row in numbered], summaries, header_only):
+                reads = [(numbered[i][1].blob_sha256, length) for i, length in chunk]
+                raws = await session.store.offload(session.store.blobs.read_many, reads)
+                for (index, _), raw in zip(chunk, raws, strict=True):
+                    seq, row = numbered[index]
+                    chosen = with_flags if row.uid in seen_now else renderer
+                    if out.add(chosen.render(seq, row, summaries[index], raw)):
+                        await out.flush()
+    except Exception:
+        out.send()  # what was rendered before the error, as if written one by one
+        raise
+    await out.flush()
     return Done(f"{'UID ' if command.uid else ''}FETCH completed")
+
+
+class _Output:
+    """FETCH responses gathered into few writes; waits for the client every FETCH_FLUSH_BYTES."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, data: bytes) -> bool:
+        """Keep ``data``; True when enough is kept that the caller should ``flush``."""
+        self.parts.append(data)
+        self.size += len(data)
+        return self.size >= FETCH_FLUSH_BYTES
+
+    def send(self) -> None:
+        if self.parts:
+            self.session.send(b"".join(self.parts))
+        self.parts = []
+        self.size = 0
+
+    async def flush(self) -> None:
+        written = self.size
+        self.send()
+        if written >= FETCH_FLUSH_BYTES:
+            await self.session.drain()
 
 
 def _header_only(attribute: p.FetchAttribute) -> bool:
