@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, bindparam, func
+from sqlalchemy import DateTime, String, bindparam, func
 from sqlalchemy import select as sql_select
 from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col, select
@@ -305,6 +305,24 @@ _SEARCH_ROWS = Prepared(
 )
 
 
+def _column_contains(column: str) -> Prepared:
+    def build(dialect: str) -> Any:
+        # Exact substring, as Python's ``in`` (LIKE would give "_" and "%" a meaning).
+        value = _MESSAGE.c[column]
+        needle = bindparam("needle", type_=String)
+        found = func.strpos(value, needle) if dialect == "postgresql" else func.instr(value, needle)
+        return sql_select(_MESSAGE.c.uid).where(
+            _MESSAGE.c.folder_id == bindparam("folder_id"), found > 0
+        )
+
+    return Prepared(build)
+
+
+# The folded search columns (storage.message_index), for SEARCH FROM/TO/CC/SUBJECT.
+SEARCH_COLUMNS = ("subject", "from_addr", "to_addr", "cc_addr")
+_COLUMN_CONTAINS = {column: _column_contains(column) for column in SEARCH_COLUMNS}
+
+
 def find_folder(session: Session, mailbox_id: int, name: str) -> FolderInfo | None:
     """The folder called ``name`` (already normalised) in one account, or None."""
     row = _FOLDER_BY_NAME.first(session, {"mailbox_id": mailbox_id, "name": name})
@@ -384,6 +402,12 @@ def message_rows(
 def search_rows(session: Session, folder_id: int) -> list[SearchRow]:
     """Every message of a folder with the columns SEARCH evaluates, in UID order."""
     return [SearchRow(*row) for row in _SEARCH_ROWS.all(session, {"folder_id": folder_id})]
+
+
+def uids_with_column_text(session: Session, folder_id: int, column: str, needle: str) -> set[int]:
+    """UIDs of the folder whose folded ``column`` (one of SEARCH_COLUMNS) contains ``needle``."""
+    values = {"folder_id": folder_id, "needle": needle}
+    return {int(row[0]) for row in _COLUMN_CONTAINS[column].all(session, values)}
 
 
 def changed_since(session: Session, folder_id: int, modseq: int) -> list[int]:

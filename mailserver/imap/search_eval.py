@@ -26,12 +26,25 @@ from storage.message_summary import (
 )
 from storage.text_fold import fold_for_search, fold_query
 
-_COLUMN_HEADERS = {
+# Header keys answered by the folded columns stored with each message.
+COLUMN_HEADERS = {
     "FROM": "from_addr",
     "TO": "to_addr",
     "CC": "cc_addr",
     "SUBJECT": "subject",
 }
+
+
+def column_needle(key: p.SearchHeader) -> tuple[str, str] | None:
+    """(column, folded needle) when a stored column answers ``key``; None if the header is needed.
+
+    A blank value asks whether the field is present at all, which the columns cannot tell.
+    """
+    needle = fold_query(key.value)
+    column = COLUMN_HEADERS.get(key.name)
+    if column is None or not needle.strip():
+        return None
+    return column, needle
 
 
 @dataclass
@@ -149,7 +162,7 @@ class Matcher:
 
     def _header(self, row: SearchRow, text: MessageText, name: str, value: str) -> bool:
         needle = fold_query(value)
-        column = _COLUMN_HEADERS.get(name)
+        column = COLUMN_HEADERS.get(name)
         if column is not None and needle.strip():
             return needle in getattr(row, column)
         wanted = name.lower()

@@ -4,7 +4,8 @@ MODSEQ (RFC 7162 3.1.5).
 The criteria are evaluated in a worker thread (mailserver/imap/search_eval.py) over the rows of
 the folder; only messages in this session's view are considered, so the numbers returned are
 the ones the client knows. TEXT and BODY keys are answered by the search index kept at delivery
-(storage.search_index), never by reading message bodies.
+(storage.search_index), never by reading message bodies. Criteria made only of TEXT/BODY and
+FROM/TO/CC/SUBJECT keys (ANDed) are answered in SQL alone, without loading the folder's rows.
 """
 
 from __future__ import annotations
@@ -23,10 +24,16 @@ from mailserver.imap.search_eval import (
     Matcher,
     MessageText,
     SearchContext,
+    column_needle,
     text_keys,
     uses_modseq,
 )
-from storage.message_queries import SearchRow, message_rows, search_rows
+from storage.message_queries import (
+    SearchRow,
+    message_rows,
+    search_rows,
+    uids_with_column_text,
+)
 from storage.message_summary import MessageSummary, summarize_message
 from storage.search_index import TextField, matching_uids
 from storage.store import MailStore
@@ -65,13 +72,49 @@ def index_hits(
     }
 
 
-def only_text_keys(key: p.SearchKey) -> bool:
-    """True when the criteria are TEXT/BODY keys alone (ANDed): the index answers them fully."""
+def index_keys(key: p.SearchKey) -> list[p.SearchText | p.SearchHeader] | None:
+    """The keys of criteria that the index and the stored columns answer fully, else None.
+
+    That is TEXT/BODY keys and FROM/TO/CC/SUBJECT with a non-blank value, ANDed.
+    """
     if isinstance(key, p.SearchText):
-        return True
-    if isinstance(key, p.SearchAnd):
-        return bool(key.keys) and all(only_text_keys(k) for k in key.keys)
-    return False
+        return [key]
+    if isinstance(key, p.SearchHeader):
+        return [key] if column_needle(key) is not None else None
+    if isinstance(key, p.SearchAnd) and key.keys:
+        found: list[p.SearchText | p.SearchHeader] = []
+        for inner in key.keys:
+            keys = index_keys(inner)
+            if keys is None:
+                return None
+            found.extend(keys)
+        return found
+    return None
+
+
+def indexed_search(
+    session: DBSession,
+    folder_id: int,
+    keys: list[p.SearchText | p.SearchHeader],
+    folder_size: int,
+) -> set[int]:
+    """UIDs matching every key (see index_keys): columns first, they are the cheaper."""
+    result: set[int] | None = None
+    for key in keys:
+        if isinstance(key, p.SearchHeader):
+            answered = column_needle(key)
+            assert answered is not None
+            column, needle = answered
+            found = uids_with_column_text(session, folder_id, column, needle)
+            result = found if result is None else result & found
+            if not result:
+                return set()
+    texts = [key for key in keys if isinstance(key, p.SearchText)]
+    for hits in index_hits(session, folder_id, texts, folder_size).values():
+        result = set(hits) if result is None else result & hits
+        if not result:
+            return set()
+    return result or set()
 
 
 def run_search(
@@ -108,12 +151,14 @@ async def search(session: Session, command: p.Search) -> Done:
     def load(s: DBSession) -> tuple[list[SearchRow], dict[p.SearchText, frozenset[int]]]:
         return search_rows(s, folder_id), index_hits(s, folder_id, keys, folder_size)
 
-    if only_text_keys(command.criteria) and not with_modseq:
-        # The common "find this text" search: the index's answer is the result, so the
-        # folder's rows are not loaded (a 100,000-message folder stays cheap).
-        hits = await session.store.read(lambda s: index_hits(s, folder_id, keys, folder_size))
-        common = frozenset.intersection(*hits.values())
-        found_uids = sorted(uid for uid in common if selected.seq_of(uid) is not None)
+    answerable = index_keys(command.criteria)
+    if answerable is not None and not with_modseq:
+        # The common "find this text/subject/sender" search: the index and the stored columns
+        # answer it, so the folder's rows are not loaded (a 100,000-message folder stays cheap).
+        matched = await session.store.read(
+            lambda s: indexed_search(s, folder_id, answerable, folder_size)
+        )
+        found_uids = sorted(uid for uid in matched if selected.seq_of(uid) is not None)
         return _answer(session, command, found_uids, [], with_modseq=False)
 
     rows, hits = await session.store.read(load)
