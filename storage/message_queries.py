@@ -99,6 +99,10 @@ class MessageRow:
             self._date = utc_datetime(self._raw_date)
         return self._date
 
+    def flags_key(self) -> str | frozenset[str]:
+        """The flags as stored (text) or as given: a cheap key to cache their encoding by."""
+        return self._flags
+
     def __repr__(self) -> str:
         return f"MessageRow(uid={self.uid}, modseq={self.modseq}, flags={sorted(self.flags)!r})"
 

@@ -8,6 +8,7 @@ and the new flags are returned in the same FETCH response (RFC 9051 6.4.5).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ from storage.message_summary import MessageSummary, decode_transfer_encoding
 
 if TYPE_CHECKING:
     from mailserver.imap.session import Session
+
+_Encoder = Callable[[MessageRow, MessageSummary | None, bytes | None], bytes]
 
 # Blob bytes read per worker-thread call: few thread hops, bounded memory.
 READ_CHUNK_BYTES = 8 * 1024 * 1024
@@ -83,24 +86,50 @@ class FetchRenderer:
     def __init__(self, attributes: tuple[p.FetchAttribute, ...], utf8: bool) -> None:
         self.attributes = attributes
         self.utf8 = utf8
-        self._labelled = [(a.response_label().encode("ascii"), a) for a in attributes]
         # A folder has few distinct flag sets; each is encoded once per command.
-        self._flag_lists: dict[frozenset[str], bytes] = {}
+        self._flag_lists: dict[object, bytes] = {}
+        # Each item's label and encoder, chosen once: FETCH 1:* renders thousands of rows.
+        self._encoders: list[tuple[bytes, _Encoder]] = []
+        simple: dict[p.FetchKind, _Encoder] = {
+            p.FetchKind.UID: self._uid,
+            p.FetchKind.FLAGS: self._flags,
+            p.FetchKind.RFC822_SIZE: self._size,
+            p.FetchKind.INTERNALDATE: self._internal_date,
+            p.FetchKind.MODSEQ: self._modseq,
+        }
+        for attribute in attributes:
+            label = attribute.response_label().encode("ascii")
+            self._encoders.append(
+                (label, simple.get(attribute.kind) or partial(self._value, attribute))
+            )
 
     def render(
         self, seq: int, row: MessageRow, summary: MessageSummary | None, raw: bytes | None
     ) -> bytes:
         items: list[bytes] = []
-        for label, attribute in self._labelled:
+        for label, encode in self._encoders:
             items.append(label)
-            items.append(self._value(attribute, row, summary, raw))
-        return r.untagged(r.number(seq), b"FETCH", r.paren_list(items))
+            items.append(encode(row, summary, raw))
+        return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items))
 
-    def _flag_list(self, flags: frozenset[str]) -> bytes:
-        encoded = self._flag_lists.get(flags)
+    def _uid(self, row: MessageRow, summary: object, raw: object) -> bytes:
+        return r.number(row.uid)
+
+    def _flags(self, row: MessageRow, summary: object, raw: object) -> bytes:
+        key = row.flags_key()
+        encoded = self._flag_lists.get(key)
         if encoded is None:
-            encoded = self._flag_lists[flags] = r.flag_list(sorted(flags))
+            encoded = self._flag_lists[key] = r.flag_list(sorted(row.flags))
         return encoded
+
+    def _size(self, row: MessageRow, summary: object, raw: object) -> bytes:
+        return r.number(row.size)
+
+    def _internal_date(self, row: MessageRow, summary: object, raw: object) -> bytes:
+        return imap_datetime(row.internal_date)
+
+    def _modseq(self, row: MessageRow, summary: object, raw: object) -> bytes:
+        return r.paren_list([r.number(row.modseq)])
 
     def _value(
         self,
@@ -110,16 +139,6 @@ class FetchRenderer:
         raw: bytes | None,
     ) -> bytes:
         kind = attribute.kind
-        if kind is p.FetchKind.UID:
-            return r.number(row.uid)
-        if kind is p.FetchKind.FLAGS:
-            return self._flag_list(row.flags)
-        if kind is p.FetchKind.RFC822_SIZE:
-            return r.number(row.size)
-        if kind is p.FetchKind.INTERNALDATE:
-            return imap_datetime(row.internal_date)
-        if kind is p.FetchKind.MODSEQ:
-            return r.paren_list([r.number(row.modseq)])
         assert summary is not None
         if kind is p.FetchKind.ENVELOPE:
             return render_envelope(summary, utf8=self.utf8)
