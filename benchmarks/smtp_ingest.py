@@ -50,6 +50,7 @@ APT_PACKAGES = ["postfix", "dovecot-core", "dovecot-lmtpd", "dovecot-imapd"]
 @dataclass
 class Result:
     name: str
+    concurrency: int
     messages: int
     accepted: int
     accepted_per_s: float
@@ -57,6 +58,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     peak_rss_mb: float
+    cpu_ms_per_msg: float
     lost: int
 
 
@@ -134,36 +136,59 @@ def wait_visible(imap: tuple[str, int], user: str, password: str, want: int, lim
 
 
 class RSSSampler:
-    """Peak of the summed RSS of processes whose command line matches, sampled in a thread."""
+    """Peak of the summed RSS of processes whose command line matches, and the CPU time they
+    used (user + system, from /proc/PID/stat), sampled in a thread every 50 ms."""
 
     def __init__(self, match: Callable[[bytes], bool]) -> None:
         self.match = match
         self.peak_kb = 0
+        self._first_cpu: dict[int, float] = {}
+        self._last_cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._last_cpu[p] - self._first_cpu[p] for p in self._last_cpu)
+
+    def _sample(self, initial: bool = False) -> None:
+        total = 0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                if self.match(cmdline):
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+                    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                    used = (int(fields[11]) + int(fields[12])) / tick
+                    # A process first seen during the run counts from 0 (it started then).
+                    self._first_cpu.setdefault(int(pid), used if initial else 0.0)
+                    self._last_cpu[int(pid)] = used
+        self.peak_kb = max(self.peak_kb, total)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            total = 0
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
-                with contextlib.suppress(OSError):
-                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-                    if self.match(cmdline):
-                        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                            if line.startswith("VmRSS:"):
-                                total += int(line.split()[1])
-            self.peak_kb = max(self.peak_kb, total)
+            self._sample()
             self._stop.wait(0.05)
 
     def __enter__(self) -> RSSSampler:
+        self.peak_kb = 0
+        self._first_cpu.clear()
+        self._last_cpu.clear()
+        self._stop.clear()
+        self._sample(initial=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._sample()
 
 
 def measure(
@@ -174,18 +199,20 @@ def measure(
     password: str,
     args: argparse.Namespace,
     sampler: RSSSampler,
+    concurrency: int,
 ) -> Result:
     before = imap_count(*imap, user, password)
     with sampler:
         started = time.perf_counter()
         accepted, duration, latencies = asyncio.run(
-            run_load(*smtp, args.messages, args.concurrency, args.size)
+            run_load(*smtp, args.messages, concurrency, args.size)
         )
         seen = wait_visible(imap, user, password, before + accepted, 600) - before
         e2e = time.perf_counter() - started
     latencies.sort()
     return Result(
         name=name,
+        concurrency=concurrency,
         messages=args.messages,
         accepted=accepted,
         accepted_per_s=accepted / duration,
@@ -193,6 +220,7 @@ def measure(
         p50_ms=statistics.median(latencies) * 1000 if latencies else 0.0,
         p99_ms=latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0,
         peak_rss_mb=sampler.peak_kb / 1024,
+        cpu_ms_per_msg=1000 * sampler.cpu_seconds / max(1, seen),
         lost=accepted - seen,
     )
 
@@ -200,9 +228,15 @@ def measure(
 # ---------------------------------------------------------------- govmail
 
 
-def run_govmail(backend: str, args: argparse.Namespace, work: Path) -> Result:
+def run_govmail(backend: str, args: argparse.Namespace, work: Path) -> list[Result]:
     with contextlib.ExitStack() as stack:
-        env_extra: dict[str, str] = {"GOVMAIL_FILTERS__INBOUND": "[]"}
+        # Per-IP connection limit lifted, as Postfix's smtpd_client_connection_count_limit is.
+        env_extra: dict[str, str] = {
+            "GOVMAIL_FILTERS__INBOUND": "[]",
+            "GOVMAIL_SMTP__MAX_CONNECTIONS_PER_IP": "10000",
+        }
+        if args.workers is not None:
+            env_extra["GOVMAIL_SERVER__WORKERS"] = str(args.workers)
         if backend == "postgres":
             base = stack.enter_context(throwaway_postgres())
             env_extra["GOVMAIL_DATABASE__URL"] = create_database(base, "bench")
@@ -224,16 +258,25 @@ def run_govmail(backend: str, args: argparse.Namespace, work: Path) -> Result:
         assert added.returncode == 0, added.stderr
         server = start_server(config, **env_extra)
         try:
-            sampler = RSSSampler(lambda cmd: b"mailserver serve" in cmd)
-            return measure(
-                f"govmail ({backend})",
-                server.bound["smtp_mx"],
-                server.bound["imap"],
-                USER,
-                PASSWORD,
-                args,
-                sampler,
+            sampler = RSSSampler(
+                lambda cmd: b"mailserver serve" in cmd or b"mailserver.worker" in cmd
             )
+            results = []
+            for concurrency in args.concurrency:
+                results.append(
+                    measure(
+                        f"govmail ({backend})",
+                        server.bound["smtp_mx"],
+                        server.bound["imap"],
+                        USER,
+                        PASSWORD,
+                        args,
+                        sampler,
+                        concurrency,
+                    )
+                )
+                print(table(results[-1:]), flush=True)
+            return results
         finally:
             server.terminate()
 
@@ -374,7 +417,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run_postfix(args: argparse.Namespace, work: Path) -> Result:
+def run_postfix(args: argparse.Namespace, work: Path) -> list[Result]:
     ensure_packages()
     smtp_port, lmtp_port, imap_port = free_port(), free_port(), free_port()
     with postfix_dovecot(work, smtp_port, lmtp_port, imap_port):
@@ -392,15 +435,22 @@ def run_postfix(args: argparse.Namespace, work: Path) -> Result:
                 or b"imap" in cmd
             )
         )
-        return measure(
-            "Postfix + Dovecot (LMTP)",
-            ("127.0.0.1", smtp_port),
-            ("127.0.0.1", imap_port),
-            USER,
-            PASSWORD,
-            args,
-            sampler,
-        )
+        results = []
+        for concurrency in args.concurrency:
+            results.append(
+                measure(
+                    "Postfix + Dovecot (LMTP)",
+                    ("127.0.0.1", smtp_port),
+                    ("127.0.0.1", imap_port),
+                    USER,
+                    PASSWORD,
+                    args,
+                    sampler,
+                    concurrency,
+                )
+            )
+            print(table(results[-1:]), flush=True)
+        return results
 
 
 def wait_listening(address: tuple[str, int]) -> None:
@@ -419,14 +469,15 @@ def wait_listening(address: tuple[str, int]) -> None:
 
 def table(results: list[Result]) -> str:
     lines = [
-        "| server | messages | accepted msg/s | end-to-end msg/s | p50 250 (ms) | p99 250 (ms)"
-        " | peak RSS (MB) | lost |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server | connections | messages | accepted msg/s | end-to-end msg/s | p50 250 (ms)"
+        " | p99 250 (ms) | server CPU ms/msg | peak RSS (MB) | lost |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
-            f"| {r.name} | {r.accepted}/{r.messages} | {r.accepted_per_s:.0f} | {r.e2e_per_s:.0f}"
-            f" | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.peak_rss_mb:.0f} | {r.lost} |"
+            f"| {r.name} | {r.concurrency} | {r.accepted}/{r.messages} | {r.accepted_per_s:.0f}"
+            f" | {r.e2e_per_s:.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.cpu_ms_per_msg:.2f}"
+            f" | {r.peak_rss_mb:.0f} | {r.lost} |"
         )
     return "\n".join(lines)
 
@@ -434,7 +485,16 @@ def table(results: list[Result]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", "-n", type=int, default=2000)
-    parser.add_argument("--concurrency", "-c", type=int, default=16)
+    parser.add_argument(
+        "--concurrency",
+        "-c",
+        type=lambda text: [int(part) for part in text.split(",")],
+        default=[16],
+        help="connections; a comma-separated list runs each in turn on the same server",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="govmail server.workers (default: its own)"
+    )
     parser.add_argument("--size", type=int, default=10 * 1024)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--no-postfix", action="store_true")
@@ -444,20 +504,19 @@ def main() -> None:
         work = Path(tmp)
         os.chmod(work, 0o755)
         for backend in args.backends.split(","):
-            results.append(run_govmail(backend, args, work))
-            print(table(results[-1:]), flush=True)
+            results.extend(run_govmail(backend, args, work))
+        baselines: dict[int, float] = {}
         if not args.no_postfix:
-            results.append(run_postfix(args, work))
+            for result in run_postfix(args, work):
+                results.append(result)
+                baselines[result.concurrency] = result.e2e_per_s
     print()
-    print(
-        f"{args.messages} messages of {args.size} bytes over {args.concurrency} connections,"
-        f" {os.cpu_count()} CPUs"
-    )
+    print(f"{args.messages} messages of {args.size} bytes per run, {os.cpu_count()} CPUs")
     print(table(results))
-    if not args.no_postfix:
-        baseline = results[-1].e2e_per_s
-        for r in results[:-1]:
-            print(f"{r.name}: end-to-end {r.e2e_per_s / baseline:.2f}x Postfix + Dovecot")
+    for r in results:
+        if r.concurrency in baselines and not r.name.startswith("Postfix"):
+            ratio = r.e2e_per_s / baselines[r.concurrency]
+            print(f"{r.name}, {r.concurrency} connections: end-to-end {ratio:.2f}x P+D")
 
 
 if __name__ == "__main__":
