@@ -48,7 +48,7 @@ from storage.changes import (
 from storage.fast_sql import Prepared
 from storage.message_index import IndexedMessage
 from storage.models import Blob, ExpungedMessage, Folder, Mailbox, Message, utcnow
-from storage.search_index import add_text
+from storage.search_index import add_text, add_texts
 from storage.uid_ranges import uid_ranges
 
 HIERARCHY_SEPARATOR = "/"
@@ -517,6 +517,85 @@ def append_to_folder(
     return Appended(folder_id, allocated.uidvalidity, allocated.uid, allocated.modseq)
 
 
+_ALLOCATE_UIDS = Prepared(
+    lambda _dialect: (
+        update(_FOLDER)
+        .where(_FOLDER.c.id == bindparam("folder_id"))
+        .values(
+            uidnext=_FOLDER.c.uidnext + bindparam("count"),
+            highestmodseq=_FOLDER.c.highestmodseq + bindparam("count"),
+        )
+        .returning(
+            _FOLDER.c.mailbox_id, _FOLDER.c.uidvalidity, _FOLDER.c.uidnext, _FOLDER.c.highestmodseq
+        )
+    )
+)
+
+
+@dataclass(frozen=True)
+class NewCopy:
+    """One message for one folder, in a batch of deliveries (``append_many``)."""
+
+    mailbox_id: int
+    folder_id: int
+    blob: StoredBlob
+    indexed: IndexedMessage
+
+
+def append_many(session: Session, copies: Sequence[NewCopy]) -> list[Appended]:
+    """Append many delivered messages at once, quota not enforced (it was judged at RCPT).
+
+    The same rows and changes as ``append_to_folder`` once per copy, in a few statements: one
+    UID range per folder (UIDs in the order of ``copies``), and one multi-row statement per
+    table. Folders, mailboxes and blobs are touched in ascending order, so concurrent batches
+    on PostgreSQL take their row locks in one order. Returns one ``Appended`` per copy.
+    """
+    if not copies:
+        return []
+    session.flush()
+    by_folder: dict[int, list[int]] = {}
+    for index, copy in enumerate(copies):
+        by_folder.setdefault(copy.folder_id, []).append(index)
+    results: list[Appended | None] = [None] * len(copies)
+    message_rows: list[dict[str, object]] = []
+    now = utcnow()
+    for folder_id in sorted(by_folder):
+        indexes = by_folder[folder_id]
+        row = _ALLOCATE_UIDS.first(session, {"folder_id": folder_id, "count": len(indexes)})
+        if row is None:
+            raise FolderNotFound("the folder no longer exists")
+        mailbox_id, uidvalidity, uidnext, highestmodseq = row
+        first_uid, first_modseq = uidnext - len(indexes), highestmodseq - len(indexes) + 1
+        for offset, index in enumerate(indexes):
+            copy = copies[index]
+            uid, modseq = first_uid + offset, first_modseq + offset
+            message_rows.append(
+                _message_values(folder_id, uid, modseq, frozenset(), copy.blob, copy.indexed, now)
+            )
+            results[index] = Appended(folder_id, uidvalidity, uid, modseq)
+            record(session, MessageAdded(mailbox_id, folder_id, uid, modseq, frozenset()))
+        _expire_folder(session, folder_id)
+    sizes: dict[int, int] = {}
+    references: dict[str, tuple[StoredBlob, int]] = {}
+    texts: dict[str, IndexedMessage] = {}
+    for copy in copies:
+        sizes[copy.mailbox_id] = sizes.get(copy.mailbox_id, 0) + copy.blob.size
+        _, count = references.get(copy.blob.sha256, (copy.blob, 0))
+        references[copy.blob.sha256] = (copy.blob, count + 1)
+        texts.setdefault(copy.blob.sha256, copy.indexed)
+    _CHARGE.execute_many(session, [{"mailbox_id": m, "size": sizes[m]} for m in sorted(sizes)])
+    _REFERENCE_BLOB.execute_many(
+        session,
+        [
+            {"sha256": sha, "size": blob.size, "count": count, "created_at": now}
+            for sha, (blob, count) in sorted(references.items())
+        ],
+    )
+    add_texts(session, [(sha, i.header_text, i.body_text) for sha, i in sorted(texts.items())])
+    _INSERT_MESSAGE.execute_many(session, message_rows)
+    return [result for result in results if result is not None]
+
+
 def _message_values(
     folder_id: int,
     uid: int,
@@ -609,17 +688,6 @@ _SET_HIGHESTMODSEQ = Prepared(
         update(_FOLDER)
         .where(_FOLDER.c.id == bindparam("folder_id"))
         .values(highestmodseq=bindparam("modseq", type_=BigInteger))
-    )
-)
-_ALLOCATE_UIDS = Prepared(
-    lambda _dialect: (
-        update(_FOLDER)
-        .where(_FOLDER.c.id == bindparam("folder_id"))
-        .values(
-            uidnext=_FOLDER.c.uidnext + bindparam("count", type_=BigInteger),
-            highestmodseq=_FOLDER.c.highestmodseq + bindparam("count", type_=BigInteger),
-        )
-        .returning(_FOLDER.c.mailbox_id, _FOLDER.c.uidnext, _FOLDER.c.highestmodseq)
     )
 )
 _UPDATE_FLAGS = Prepared(
@@ -833,7 +901,7 @@ def _copy_rows(
     if allocated is None:
         raise FolderNotFound("the folder no longer exists")
     _expire_folder(session, target_id)
-    mailbox_id, uidnext, highestmodseq = allocated
+    mailbox_id, _uidvalidity, uidnext, highestmodseq = allocated
     first_uid = uidnext - len(rows)
     first_modseq = highestmodseq - len(rows) + 1
     pairs: list[tuple[int, int]] = []

@@ -72,6 +72,13 @@ def add_text(session: Session, blob_sha256: str, headers: str, body: str) -> Non
     _ADD_TEXT.execute(session, {"sha256": blob_sha256, "headers": headers, "body": body}).close()
 
 
+def add_texts(session: Session, texts: list[tuple[str, str, str]]) -> None:
+    """``add_text`` for many contents: (sha256, headers, body) each."""
+    _ADD_TEXT.execute_many(
+        session, [{"sha256": sha, "headers": headers, "body": body} for sha, headers, body in texts]
+    )
+
+
 def _fts_phrase(needle: str) -> str:
     # An FTS5 string: double quotes inside are doubled (sqlite.org/fts5.html 3.1).
     return '"' + needle.replace('"', '""') + '"'

@@ -33,6 +33,7 @@ from storage.message_index import IndexedMessage, index_message, normalise_line_
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
 WriteFn = Callable[[Session], Any]
 
 # Fault injection for the crash tests: the process dies at the named point, as a power cut would.
@@ -48,6 +49,9 @@ def _maybe_crash(point: str) -> None:
 class _Job:
     fn: WriteFn
     future: asyncio.Future[Any]
+    # Jobs that run faster together (``write_batched``): the function and this job's item.
+    run_many: Callable[[Session, list[Any]], list[Any]] | None = None
+    item: Any = None
 
 
 @dataclass
@@ -110,11 +114,28 @@ class MailStore:
 
     async def write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn`` in a write transaction; returns after its commit is durable."""
+        return await self._submit(fn)
+
+    async def write_batched(
+        self, run_many: Callable[[Session, list[ItemT]], list[T]], item: ItemT
+    ) -> T:
+        """Like ``write`` for a job that is cheaper in company: the jobs of one group commit
+        that share ``run_many`` and follow each other run as one call of it, with their items
+        in order (deliveries: one UID range per folder, one multi-row insert per table). On a
+        replay each runs alone, as ``run_many(session, [item])``."""
+        return await self._submit(lambda session: run_many(session, [item])[0], run_many, item)
+
+    async def _submit(
+        self,
+        fn: Callable[[Session], T],
+        run_many: Callable[[Session, list[Any]], list[Any]] | None = None,
+        item: Any = None,
+    ) -> T:
         if self._queue is None:
             await self.start()
         assert self._queue is not None
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(fn, future))
+        await self._queue.put(_Job(fn, future, run_many, item))
         return await future
 
     async def read(self, fn: Callable[[Session], T]) -> T:
@@ -172,10 +193,21 @@ class MailStore:
     def _run_together(self, batch: list[_Job]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
         with self.db.write_session() as session:
-            for job in batch:
-                result = job.fn(session)
+            start = 0
+            while start < len(batch):
+                run_many = batch[start].run_many
+                end = start + 1
+                if run_many is None:
+                    results = [batch[start].fn(session)]
+                else:
+                    while end < len(batch) and batch[end].run_many is run_many:
+                        end += 1
+                    results = run_many(session, [job.item for job in batch[start:end]])
                 session.flush()
-                outcomes.append(_Outcome(result=result, changes=take_recorded(session)))
+                # The group's changes go out with its first job: all are published after commit.
+                outcomes.append(_Outcome(result=results[0], changes=take_recorded(session)))
+                outcomes.extend(_Outcome(result=result) for result in results[1:])
+                start = end
             _maybe_crash("before_commit")
         return outcomes
 

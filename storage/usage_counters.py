@@ -59,3 +59,15 @@ def count_usage(
             "logins": logins,
         },
     ).close()
+
+
+def count_usage_many(session: Session, counts: list[tuple[int, date, int, int]]) -> None:
+    """Several mailboxes' counters at once: (mailbox_id, day, received, sent) each, in the
+    order given (callers sort, so concurrent transactions lock rows in one order)."""
+    _COUNT.execute_many(
+        session,
+        [
+            {"mailbox_id": m, "day": d, "received": received, "sent": sent, "logins": 0}
+            for m, d, received, sent in counts
+        ],
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlmodel import Session
 
@@ -17,11 +17,11 @@ from mailserver.delivery.queue import OutboundRecipient, enqueue
 from mailserver.delivery.success_dsn import SuccessRequest, build_success_dsn
 from storage.accounts import find_mailbox
 from storage.blobs import StoredBlob
-from storage.mailbox_ops import INBOX, FolderNotFound, append_to_folder, folder_id_by_name
+from storage.mailbox_ops import INBOX, FolderNotFound, NewCopy, append_many, folder_id_by_name
 from storage.message_index import IndexedMessage
 from storage.recipients import Expansion, Refusal, Sender, is_local_domain, resolve_local
 from storage.store import MailStore
-from storage.usage_counters import count_usage
+from storage.usage_counters import count_usage_many
 
 
 @dataclass
@@ -62,6 +62,19 @@ class QueueOptions:
     smtputf8: bool = False  # MAIL ... SMTPUTF8 (RFC 6531): kept for the outbound client
 
 
+@dataclass(frozen=True)
+class PendingDelivery:
+    """One accepted message waiting for its commit: its bytes, where it goes, and what else
+    must happen in the same transaction (``also``: a check; ``report``: a success DSN)."""
+
+    blob: StoredBlob
+    indexed: IndexedMessage
+    delivery: Delivery
+    options: QueueOptions
+    also: Callable[[Session], None] | None = None
+    report: Callable[[Session], None] | None = None
+
+
 def apply_delivery(
     session: Session,
     blob: StoredBlob,
@@ -71,23 +84,51 @@ def apply_delivery(
 ) -> int | None:
     """Inside a write job: append the local copies, queue the remote part. Returns the queue
     entry id, if any. Quota was judged at RCPT, so it is not enforced again here."""
-    for mailbox_id, folder_name in delivery.local:
-        try:
-            folder_id = folder_id_by_name(session, mailbox_id, folder_name)
-        except FolderNotFound:
-            folder_id = folder_id_by_name(session, mailbox_id, INBOX)  # a deleted Junk folder
-        append_to_folder(session, mailbox_id, folder_id, blob, indexed, enforce_quota=False)
+    return apply_deliveries(session, [PendingDelivery(blob, indexed, delivery, options)])[0]
+
+
+def apply_deliveries(session: Session, pending: list[PendingDelivery]) -> list[int | None]:
+    """``apply_delivery`` for several messages in one transaction (the group commit's batch):
+    every local copy appended by one ``append_many``, the usage counters in one statement;
+    then, message by message, its queue entry, ``also`` and ``report``."""
+    folder_ids: dict[tuple[int, str], int] = {}
+    copies: list[NewCopy] = []
+    counts: dict[tuple[int, date], list[int]] = {}
+    for item in pending:
+        day = item.options.now.date()
+        for mailbox_id, folder_name in item.delivery.local:
+            key = (mailbox_id, folder_name)
+            if key not in folder_ids:
+                try:
+                    folder_ids[key] = folder_id_by_name(session, mailbox_id, folder_name)
+                except FolderNotFound:  # a deleted Junk folder
+                    folder_ids[key] = folder_id_by_name(session, mailbox_id, INBOX)
+            copies.append(NewCopy(mailbox_id, folder_ids[key], item.blob, item.indexed))
+        for mailbox_id in {mailbox_id for mailbox_id, _ in item.delivery.local}:
+            counts.setdefault((mailbox_id, day), [0, 0])[0] += 1
+        sender_id = _sender_mailbox(session, item.options)
+        if sender_id is not None:
+            counts.setdefault((sender_id, day), [0, 0])[1] += 1
+    append_many(session, copies)
     # Counter rows are locked in one order (by id), whatever the order of the recipients.
-    for mailbox_id in sorted({mailbox_id for mailbox_id, _ in delivery.local}):
-        count_usage(session, mailbox_id, options.now.date(), received=1)
-    _count_sent(session, options)
-    if not delivery.remote:
-        return None
+    count_usage_many(session, [(m, d, r, s) for (m, d), (r, s) in sorted(counts.items())])
+    entries: list[int | None] = []
+    for item in pending:
+        entries.append(_enqueue_remote(session, item) if item.delivery.remote else None)
+        if item.also is not None:
+            item.also(session)
+        if item.report is not None:
+            item.report(session)
+    return entries
+
+
+def _enqueue_remote(session: Session, item: PendingDelivery) -> int:
+    options = item.options
     return enqueue(
         session,
-        blob=blob,
+        blob=item.blob,
         sender=options.sender,
-        recipients=delivery.remote,
+        recipients=item.delivery.remote,
         now=options.now,
         lifetime=options.lifetime,
         authenticated_user=options.authenticated_user,
@@ -98,13 +139,12 @@ def apply_delivery(
     )
 
 
-def _count_sent(session: Session, options: QueueOptions) -> None:
-    """One message sent by the authenticated user, for the usage report."""
+def _sender_mailbox(session: Session, options: QueueOptions) -> int | None:
+    """The authenticated sender's mailbox, whose "sent" counter a submission adds to."""
     if options.source != "submission" or not options.authenticated_user:
-        return
+        return None
     mailbox = find_mailbox(session, options.authenticated_user)
-    if mailbox is not None and mailbox.id is not None:
-        count_usage(session, mailbox.id, options.now.date(), sent=1)
+    return mailbox.id if mailbox is not None else None
 
 
 async def store_and_queue(
@@ -119,15 +159,8 @@ async def store_and_queue(
     blob, indexed = await store.store_blob(raw)
     report = await _success_report(store, raw, delivery, options) if delivery.success else None
 
-    def job(session: Session) -> int | None:
-        entry_id = apply_delivery(session, blob, indexed, delivery, options)
-        if also is not None:
-            also(session)
-        if report is not None:
-            report(session)
-        return entry_id
-
-    return await store.write(job)
+    pending = PendingDelivery(blob, indexed, delivery, options, also, report)
+    return await store.write_batched(apply_deliveries, pending)
 
 
 def resolve_generated(session: Session, addresses: Sequence[str]) -> Delivery:
