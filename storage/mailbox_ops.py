@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -806,6 +806,8 @@ def _expire_folder(session: Session, folder_id: int) -> None:
 class FlagResult:
     updated: list[tuple[int, int, frozenset[str]]]  # (uid, modseq, flags)
     modified: list[int]  # UIDs refused by UNCHANGEDSINCE (RFC 7162 3.1.3)
+    # (uid, modseq, flags) after the store of every addressed message not refused, in UID order
+    current: list[tuple[int, int, frozenset[str]]] = field(default_factory=list)
 
 
 def store_flags(
@@ -822,6 +824,7 @@ def store_flags(
     updated: list[tuple[int, int, frozenset[str]]] = []
     modified: list[int] = []
     writes: list[dict[str, object]] = []
+    after: list[tuple[int, int, frozenset[str]]] = []
     for row in _messages(session, folder_id, uids):
         if unchanged_since is not None and row.modseq > unchanged_since:
             modified.append(row.uid)
@@ -834,15 +837,17 @@ def store_flags(
         else:
             new = current - wanted
         if new == current:
+            after.append((row.uid, row.modseq, current))
             continue
         normalise_flags(new)
         modseq = folder.next_modseq()
         writes.append({"message_id": row.id, "flags": format_flags(new), "modseq": modseq})
         updated.append((row.uid, modseq, new))
+        after.append((row.uid, modseq, new))
         record(session, FlagsChanged(folder.mailbox_id, folder_id, row.uid, modseq, new))
     _UPDATE_FLAGS.execute_many(session, writes)
     folder.save(session)
-    return FlagResult(updated, modified)
+    return FlagResult(updated, modified, after)
 
 
 def _release(session: Session, mailbox_id: int, rows: Sequence[_Row]) -> None:

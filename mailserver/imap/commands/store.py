@@ -7,7 +7,6 @@ CONDSTORE on, they carry MODSEQ. Messages refused by UNCHANGEDSINCE are named in
 
 from __future__ import annotations
 
-from functools import partial
 from typing import TYPE_CHECKING
 
 from mailserver.imap import protocol as p
@@ -16,7 +15,6 @@ from mailserver.imap.commands.base import Done
 from mailserver.imap.errors import CommandFailed
 from mailserver.imap.sequence import resolve_uids
 from storage.mailbox_ops import FlagMode, store_flags
-from storage.message_queries import message_rows
 
 if TYPE_CHECKING:
     from mailserver.imap.session import Session
@@ -45,22 +43,19 @@ async def store(session: Session, command: p.Store) -> Done:
     selected.forget_flag_changes((uid, modseq) for uid, modseq, _ in result.updated)
     changed = {uid for uid, _, _ in result.updated}
     if not command.silent or (session.condstore and changed):
-        refused = set(result.modified)
-        rows = await session.store.read(
-            partial(message_rows, folder_id=folder_id, uids=uids, with_summary=False)
-        )
-        for row in rows:
-            seq = selected.seq_of(row.uid)
+        # The flags as this store left them (read in its own transaction).
+        for uid, modseq, flags_now in result.current:
+            seq = selected.seq_of(uid)
             # RFC 7162 3.1.3: .SILENT still reports MODSEQ of the messages it changed.
-            if seq is None or row.uid in refused or (command.silent and row.uid not in changed):
+            if seq is None or (command.silent and uid not in changed):
                 continue
             items: list[bytes] = []
             if not command.silent:
-                items += [b"FLAGS", r.flag_list(sorted(row.flags))]
+                items += [b"FLAGS", r.flag_list(sorted(flags_now))]
             if command.uid:
-                items += [b"UID", r.number(row.uid)]
+                items += [b"UID", r.number(uid)]
             if session.condstore:
-                items += [b"MODSEQ", r.paren_list([r.number(row.modseq)])]
+                items += [b"MODSEQ", r.paren_list([r.number(modseq)])]
             session.send(r.untagged(r.number(seq), b"FETCH", r.paren_list(items)))
     if result.modified:
         if command.uid:
