@@ -9,9 +9,12 @@ and the new flags are returned in the same FETCH response (RFC 9051 6.4.5).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
+
+from sqlmodel import Session as DBSession
 
 from mailserver.imap import protocol as p
 from mailserver.imap import response as r
@@ -30,7 +33,9 @@ from storage.message_queries import MessageRow, message_rows, vanished_since
 from storage.message_summary import MessageSummary, decode_transfer_encoding
 
 if TYPE_CHECKING:
+    from mailserver.imap.selected import SelectedFolder
     from mailserver.imap.session import Session
+    from storage.blobs import BlobStore
 
 _Encoder = Callable[[MessageRow, MessageSummary | None, bytes | None], bytes]
 
@@ -222,38 +227,40 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
         else renderer
     )
 
+    blobs = session.store.blobs
+
+    def rows_of(s: DBSession, batch: list[int]) -> list[MessageRow]:
+        rows = message_rows(s, folder_id, batch, need_summary)
+        if command.changed_since is not None:
+            rows = [row for row in rows if row.modseq > command.changed_since]
+        return rows
+
+    def prepared(s: DBSession, batch: list[int]) -> _Batch:
+        # Rows and (the first read of) their bytes in one trip to a worker thread.
+        return _prepare(selected, rows_of(s, batch), need_raw, header_only, blobs)
+
     out = _Output(session)
     try:
         for start in range(0, len(uids), FETCH_BATCH):
             batch = uids[start : start + FETCH_BATCH]
-            rows = await session.store.read(
-                partial(message_rows, folder_id=folder_id, uids=batch, with_summary=need_summary)
-            )
-            if command.changed_since is not None:
-                rows = [row for row in rows if row.modseq > command.changed_since]
             seen_now: set[int] = set()
             if sets_seen:
+                rows = await session.store.read(partial(rows_of, batch=batch))
                 rows, seen_now = await _mark_seen(session, folder_id, rows)
-            # The view does not change during a command (updates wait for flush_updates).
-            numbered = [
-                (seq, row)
-                for seq, row in zip(selected.seqs_of([row.uid for row in rows]), rows, strict=True)
-                if seq is not None
-            ]
+                loaded = _prepare(selected, rows, need_raw, header_only, None)
+            else:
+                loaded = await session.store.read(partial(prepared, batch=batch))
+            numbered, summaries = loaded.numbered, loaded.summaries
             if not need_raw:
-                for seq, row in numbered:
-                    summary = MessageSummary.from_json(row.summary) if row.summary else None
+                for (seq, row), summary in zip(numbered, summaries, strict=True):
                     chosen = with_flags if row.uid in seen_now else renderer
                     if out.add(chosen.render(seq, row, summary, None)):
                         await out.flush()
                 continue
-            summaries = [
-                MessageSummary.from_json(row.summary) if row.summary else None
-                for _, row in numbered
-            ]
-            for chunk in _read_chunks([row for _, row in numbered], summaries, header_only):
-                reads = [(numbered[i][1].blob_sha256, length) for i, length in chunk]
-                raws = await session.store.offload(session.store.blobs.read_many, reads)
+            for number, chunk in enumerate(loaded.chunks):
+                raws = loaded.first_raws if number == 0 else None
+                if raws is None:
+                    raws = await session.store.offload(blobs.read_many, _reads(numbered, chunk))
                 for (index, _), raw in zip(chunk, raws, strict=True):
                     seq, row = numbered[index]
                     chosen = with_flags if row.uid in seen_now else renderer
@@ -264,6 +271,47 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
         raise
     await out.flush()
     return Done(f"{'UID ' if command.uid else ''}FETCH completed")
+
+
+@dataclass
+class _Batch:
+    """One batch of a FETCH: (sequence number, row) in the view, summaries, bytes to read."""
+
+    numbered: list[tuple[int, MessageRow]]
+    summaries: list[MessageSummary | None]
+    chunks: list[list[tuple[int, int | None]]]
+    first_raws: list[bytes] | None
+
+
+def _prepare(
+    selected: SelectedFolder,
+    rows: list[MessageRow],
+    need_raw: bool,
+    header_only: bool,
+    blobs: BlobStore | None,
+) -> _Batch:
+    """Number the rows, parse their summaries and group their reads; with ``blobs``, read the
+    first group too. Safe in a worker thread: the view does not change during a command
+    (updates wait for flush_updates), and nothing here touches the event loop."""
+    numbered = [
+        (seq, row)
+        for seq, row in zip(selected.seqs_of([row.uid for row in rows]), rows, strict=True)
+        if seq is not None
+    ]
+    summaries = [
+        MessageSummary.from_json(row.summary) if row.summary else None for _, row in numbered
+    ]
+    chunks = _read_chunks([row for _, row in numbered], summaries, header_only) if need_raw else []
+    first_raws = None
+    if blobs is not None and chunks:
+        first_raws = blobs.read_many(_reads(numbered, chunks[0]))
+    return _Batch(numbered, summaries, chunks, first_raws)
+
+
+def _reads(
+    numbered: list[tuple[int, MessageRow]], chunk: list[tuple[int, int | None]]
+) -> list[tuple[str, int | None]]:
+    return [(numbered[index][1].blob_sha256, length) for index, length in chunk]
 
 
 class _Output:
