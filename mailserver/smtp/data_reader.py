@@ -1,10 +1,13 @@
 """The DATA phase read in large pieces instead of line by line (RFC 5321 4.1.1.4, 4.5.2).
 
 aiosmtpd reads message data one line at a time: a 10 KB message is about 150 awaits, which on
-one event loop costs more than storing the message. Here the stream is read up to each
-``.<CRLF>`` (every end-of-data ends with one), and the data is complete when that is preceded
-by CRLF or starts the data. Limits keep aiosmtpd's meaning: the size counts the content before
-dot-unstuffing, a line counts its CRLF, and an oversized message is drained, not kept.
+one event loop costs more than storing the message. Here the stream is read up to the
+end-of-data sequence (CRLF "." CRLF) itself, in one or a few pieces. The only place where that
+sequence can begin in bytes already read is the start of the data (the line break before it
+belongs to the DATA command) or a byte just read that begins it; there the reader takes one
+byte at a time until the question is settled. Limits keep aiosmtpd's meaning: the size counts
+the content before dot-unstuffing, a line counts its CRLF, and an oversized message is drained,
+not kept.
 """
 
 from __future__ import annotations
@@ -40,13 +43,19 @@ async def read_message_data(
     too_much = False
     recent = b"\r\n"  # the last bytes seen, starting with the line break before the data
     while True:
-        try:
-            chunk = await reader.readuntil(_DOT_LINE)
-        except asyncio.LimitOverrunError as overrun:
-            # No dot line within the reader's limit: take what is safe to take and go on.
-            chunk = await reader.read(overrun.consumed)
-            if not chunk:
-                raise asyncio.IncompleteReadError(b"", None) from None
+        if _partial_end(recent):
+            # The end-of-data may begin in what was already read (at the very start, the line
+            # break before the data): take one byte at a time until that is settled.
+            chunk = await reader.readexactly(1)
+        else:
+            try:
+                chunk = await reader.readuntil(_END_OF_DATA)
+            except asyncio.LimitOverrunError as overrun:
+                # Not within the reader's limit: take what is safe to take (asyncio never
+                # counts a possible start of the separator as safe) and go on.
+                chunk = await reader.read(overrun.consumed)
+                if not chunk:
+                    raise asyncio.IncompleteReadError(b"", None) from None
         total += len(chunk)
         recent = (recent + chunk)[-len(_END_OF_DATA) :]
         if not too_much:
@@ -54,7 +63,7 @@ async def read_message_data(
             if size_limit and total > size_limit + len(_DOT_LINE):
                 too_much = True
                 data.clear()  # drain the rest without keeping it
-        if chunk.endswith(_DOT_LINE) and recent.endswith(_END_OF_DATA):
+        if recent == _END_OF_DATA:
             break
     if too_much or (size_limit and total - len(_DOT_LINE) > size_limit):
         return MessageData(b"", DataProblem.TOO_MUCH)
@@ -69,5 +78,10 @@ async def read_message_data(
     return MessageData(content)
 
 
+def _partial_end(recent: bytes) -> bool:
+    """Whether ``recent`` ends with the beginning of an end-of-data (CRLF "." CRLF)."""
+    return any(recent.endswith(_END_OF_DATA[:size]) for size in range(1, len(_END_OF_DATA)))
+
+
 def _longest_line(content: bytes) -> int:
-    return max(len(line) for line in content.split(b"\r\n"))
+    return max(map(len, content.split(b"\r\n")))

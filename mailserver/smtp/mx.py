@@ -121,7 +121,9 @@ class MXPolicy:
             return "250 2.1.5 OK", _accepted(path, address, params, result)
 
         reply, accepted = await self.store.read(decide)
-        log.info("event=rcpt queue_id=%s rcpt=%s reply=%r", envelope.queue_id, path, reply[:9])
+        # Accepted recipients are logged once, with the message (event=accepted/submitted).
+        if accepted is None:
+            log.info("event=rcpt queue_id=%s rcpt=%s reply=%r", envelope.queue_id, path, reply[:9])
         return reply, accepted
 
     def remote_recipient(
@@ -229,8 +231,10 @@ class MXPolicy:
         if entry_id is not None or delivery.success is not None:  # a success DSN may be queued
             self.wake_queue()
         log.info(
-            "event=accepted queue_id=%s local=%d remote=%d size=%d queue_entry=%s",
+            "event=accepted queue_id=%s from=%s rcpts=%s local=%d remote=%d size=%d queue_entry=%s",
             envelope.queue_id,
+            envelope.mail_from,
+            ",".join(accepted.address for accepted in envelope.accepted),
             len(delivery.local),
             len(delivery.remote),
             len(message),

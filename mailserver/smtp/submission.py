@@ -256,9 +256,10 @@ class SubmissionPolicy(MXPolicy):
             return STORE_FAILED
         self.wake_queue()
         log.info(
-            "event=submitted queue_id=%s user=%s local=%d remote=%d entry=%s",
+            "event=submitted queue_id=%s user=%s rcpts=%s local=%d remote=%d entry=%s",
             envelope.queue_id,
             user.address,
+            ",".join(accepted.address for accepted in envelope.accepted),
             len(delivery.local),
             len(delivery.remote),
             entry_id,

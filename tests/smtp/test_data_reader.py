@@ -40,6 +40,9 @@ CASES = [
     (b"line\r\n..\r\n.\r\n", b"line\r\n.\r\n", b""),
     (b"bare\n.\nstill data\r\n.\r\n", b"bare\n.\nstill data\r\n", b""),
     (b"x\r\n.\r\n.\r\n", b"x\r\n", b".\r\n"),
+    (b"Cau mot.\r\nCau hai.\r\n.\r\nQUIT\r\n", b"Cau mot.\r\nCau hai.\r\n", b"QUIT\r\n"),
+    (b"\r\n.\r\n", b"\r\n", b""),
+    (b"\r\r\n\r.\r\n.\r\n", b"\r\r\n\r.\r\n", b""),
 ]
 
 
