@@ -115,8 +115,10 @@ def dovecot_target(users: dict[str, list[bytes]]) -> Iterator[Target]:
 
 
 def _rss_kib(pid: int) -> int:
-    """govmail is one process: its PSS (measured as for Dovecot's processes)."""
-    return proportional_kib(Path(f"/proc/{pid}"))
+    """govmail's supervisor and its worker processes: their summed PSS (measured as for
+    Dovecot's processes)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sum(proportional_kib(Path(f"/proc/{p}")) for p in [str(pid), *children])
 
 
 # ---------------------------------------------------------------- mixed load
