@@ -10,6 +10,7 @@ inject a second response line.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,6 +25,8 @@ _ASTRING_SPECIALS = _ATOM_SPECIALS - {ord("]")}
 
 # Quoted strings longer than this are sent as literals: some clients have small line buffers.
 MAX_QUOTED_LENGTH = 1024
+# Bytes a quoted string can never hold (searched in C: ENVELOPE quotes every header value).
+_UNQUOTABLE = re.compile(b"[\x00\n\r]")
 
 
 class StatusKind(StrEnum):
@@ -94,7 +97,7 @@ def quoted(value: str | bytes) -> bytes:
     CR, LF and NUL can never be quoted; use `string` to choose a literal automatically.
     """
     raw = _as_bytes(value)
-    if any(byte in (0x00, 0x0A, 0x0D) for byte in raw):
+    if _UNQUOTABLE.search(raw):
         raise ValueError("CR, LF and NUL cannot appear in a quoted string")
     return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
@@ -109,9 +112,9 @@ def literal(value: str | bytes, *, binary: bool = False) -> bytes:
 def _can_quote(raw: bytes, utf8: bool) -> bool:
     if len(raw) > MAX_QUOTED_LENGTH:
         return False
-    if any(byte in (0x00, 0x0A, 0x0D) for byte in raw):
+    if _UNQUOTABLE.search(raw):
         return False
-    if any(byte > 0x7F for byte in raw):
+    if not raw.isascii():
         # RFC 6855 section 3: once UTF8=ACCEPT is enabled, quoted strings may carry UTF-8.
         if not utf8:
             return False
