@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -67,6 +68,14 @@ class WorkerRole:
 
     index: int
     count: int
+
+
+def settle_heap() -> None:
+    """After start-up: everything allocated so far (modules, tables, engines) lives as long as
+    the process, so the garbage collector is told not to scan it again (``gc.freeze``); full
+    collections of it took tens of milliseconds each under load."""
+    gc.collect()
+    gc.freeze()
 
 
 def worker_count(config: GovmailConfig) -> int:
@@ -268,6 +277,7 @@ async def serve(config: GovmailConfig) -> None:
         await Supervisor(config, worker_count(config)).run()
         return
     running = await start_servers(config)
+    settle_heap()
     listening = " ".join(f"{name}={addr}" for name, addr in running.bound.items())
     log.info("event=listening %s data_dir=%s", listening, config.data_dir)
     stop = asyncio.Event()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from mailserver.config import GovmailConfig
 from mailserver.logging_setup import configure_logging
-from mailserver.serve import RunningServer, WorkerRole, start_servers
+from mailserver.serve import RunningServer, WorkerRole, settle_heap, start_servers
 from mailserver.worker_link import Link, Message
 from storage.changes import Change
 
@@ -64,6 +64,7 @@ class Worker:
         configure_logging(config.server.log_level, config.server.log_format)
         running = self.running = await start_servers(config, self.role)
         self._wire(running)
+        settle_heap()
         self.link.send(("ready", running.bound))
         await self.stop.wait()
         await running.stop(config.server.shutdown_grace_seconds)

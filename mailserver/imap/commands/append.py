@@ -16,7 +16,7 @@ from mailserver.imap import response as r
 from mailserver.imap.commands.base import Done
 from mailserver.imap.errors import CommandFailed
 from storage.blobs import StoredBlob
-from storage.mailbox_ops import Appended, FolderNotFound, append_message, get_folder
+from storage.mailbox_ops import Appended, FolderNotFound, append_to_folder, folder_id_by_name
 from storage.message_index import IndexedMessage
 
 if TYPE_CHECKING:
@@ -35,13 +35,14 @@ async def append(session: Session, command: p.Append) -> Done:
 
     def job(s: DBSession) -> list[Appended]:
         try:
-            folder = get_folder(s, account.mailbox_id, name)
+            folder_id = folder_id_by_name(s, account.mailbox_id, name)
         except FolderNotFound as exc:
             raise CommandFailed(f"No mailbox named {command.mailbox}", "TRYCREATE") from exc
         return [
-            append_message(
+            append_to_folder(
                 s,
-                folder,
+                account.mailbox_id,
+                folder_id,
                 blob,
                 indexed,
                 [f for f in message.flags if f != "\\Recent"],
