@@ -64,14 +64,21 @@ def setup_link_prefix(config: GovmailConfig) -> str:
 
 
 def open_instance(
-    config: GovmailConfig, migrate: bool = True, shared_by_processes: bool = False
+    config: GovmailConfig,
+    migrate: bool = True,
+    shared_by_processes: bool = False,
+    serving: bool = False,
 ) -> Instance:
     """Open the database (migrating it to the current schema) and the blob store.
 
-    ``shared_by_processes``: this is one of several worker processes of `govmail serve`.
+    ``shared_by_processes``: this is one of several worker processes of `govmail serve`;
+    ``serving``: a long-running server, whose store checkpoints the SQLite WAL off the write path.
     """
     db = open_database(
-        config.database_url, fsync=config.storage.fsync, shared_by_processes=shared_by_processes
+        config.database_url,
+        fsync=config.storage.fsync,
+        shared_by_processes=shared_by_processes,
+        background_checkpoint=serving,
     )
     if migrate:
         upgrade_to_head(db)

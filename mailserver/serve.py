@@ -158,9 +158,9 @@ async def start_servers(config: GovmailConfig, role: WorkerRole | None = None) -
         ensure_self_signed_cert, config.cert_file, config.key_file, [config.server.hostname]
     )
     if role is None:
-        instance = await asyncio.to_thread(open_instance, config)
+        instance = await asyncio.to_thread(open_instance, config, True, False, True)
     else:  # the supervisor migrated the schema before starting the workers
-        instance = await asyncio.to_thread(open_instance, config, False, True)
+        instance = await asyncio.to_thread(open_instance, config, False, True, True)
     await instance.store.start()
     running = RunningServer(instance)
     tls = server_ssl_context(config.cert_file, config.key_file)

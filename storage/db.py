@@ -8,12 +8,18 @@ When several worker processes share one SQLite file, each takes ``write_lock`` (
 ``flock`` on a file beside the database) around its write transaction: SQLite's own busy
 handler polls with sleeps of up to 100 ms, while a process waiting on the lock file wakes the
 moment the other commits. SQLite's locking stays the arbiter; the lock file only orders turns.
+
+A server's writers also leave WAL checkpoints to ``checkpoint()`` (called by the store from a
+thread of its own, outside any write turn): SQLite's automatic checkpoint runs inside the commit
+that crosses the threshold, copying megabytes and fsyncing the database file while holding the
+write lock. A PASSIVE checkpoint needs no write lock; durability is the WAL's either way.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +42,8 @@ class Database:
     writer: Engine
     reader: Engine
     write_lock: InterProcessLock | None = field(default=None, compare=False)
+    # SQLite file path when its WAL is checkpointed by ``checkpoint()`` rather than by commits.
+    checkpoint_path: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -75,6 +83,17 @@ class Database:
         with self.write_session() as session:
             return fn(session)
 
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages into the SQLite file without blocking writers (PASSIVE).
+        Blocking: call from a thread. A no-op unless the writers were opened to leave it."""
+        if self.checkpoint_path is None:
+            return
+        connection = sqlite3.connect(self.checkpoint_path, isolation_level=None, timeout=30)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            connection.close()
+
     def dispose(self) -> None:
         self.writer.dispose()
         if self.reader is not self.writer:
@@ -104,7 +123,7 @@ class InterProcessLock:
             self._threads.release()
 
 
-def _sqlite_engine(url: str, begin: str, fsync: bool) -> Engine:
+def _sqlite_engine(url: str, begin: str, fsync: bool, autocheckpoint: bool = True) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     synchronous = "FULL" if fsync else "OFF"
 
@@ -117,6 +136,8 @@ def _sqlite_engine(url: str, begin: str, fsync: bool) -> Engine:
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -127,21 +148,34 @@ def _sqlite_engine(url: str, begin: str, fsync: bool) -> Engine:
 
 
 def open_database(
-    url: str, fsync: bool = True, pool_size: int = 8, shared_by_processes: bool = False
+    url: str,
+    fsync: bool = True,
+    pool_size: int = 8,
+    shared_by_processes: bool = False,
+    background_checkpoint: bool = False,
 ) -> Database:
     """Open the database at ``url`` (sqlite:///path or postgresql+psycopg://...).
 
-    ``shared_by_processes``: other worker processes write to the same SQLite file (see the
-    module's text); ignored for PostgreSQL.
+    ``shared_by_processes``: other worker processes write to the same SQLite file;
+    ``background_checkpoint``: the caller runs ``checkpoint()`` itself (see the module's text).
+    Both are ignored for PostgreSQL.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        writer = _sqlite_engine(url, "BEGIN IMMEDIATE", fsync)
+        on_file = bool(parsed.database) and parsed.database != ":memory:"
+        background = background_checkpoint and on_file
+        writer = _sqlite_engine(url, "BEGIN IMMEDIATE", fsync, autocheckpoint=not background)
         reader = _sqlite_engine(url, "BEGIN", fsync)
         lock = None
-        if shared_by_processes and parsed.database and parsed.database != ":memory:":
-            lock = InterProcessLock(parsed.database + ".write-lock")
-        return Database(url=url, writer=writer, reader=reader, write_lock=lock)
+        if shared_by_processes and on_file:
+            lock = InterProcessLock(f"{parsed.database}.write-lock")
+        return Database(
+            url=url,
+            writer=writer,
+            reader=reader,
+            write_lock=lock,
+            checkpoint_path=parsed.database if background else None,
+        )
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)

@@ -36,6 +36,9 @@ T = TypeVar("T")
 ItemT = TypeVar("ItemT")
 WriteFn = Callable[[Session], Any]
 
+# How often committed WAL pages are copied into the SQLite file (when the store does it).
+CHECKPOINT_INTERVAL_SECONDS = 0.5
+
 # Fault injection for the crash tests: the process dies at the named point, as a power cut would.
 FAULT_ENV = "GOVMAIL_TEST_CRASH_AT"
 
@@ -85,6 +88,10 @@ class MailStore:
         self._cpu_pool = ThreadPoolExecutor(4, thread_name_prefix="govmail-io")
         self._queue: asyncio.Queue[_Job] | None = None
         self._writers: list[asyncio.Task[None]] = []
+        # WAL checkpoints off the write path (storage.db), one at a time in their own thread.
+        self._checkpoint_pool = ThreadPoolExecutor(1, thread_name_prefix="govmail-checkpoint")
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._last_checkpoint = 0.0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -106,6 +113,7 @@ class MailStore:
             await asyncio.gather(*self._writers, return_exceptions=True)
             self._queue = None
         self._write_pool.shutdown(wait=True)
+        self._checkpoint_pool.shutdown(wait=True)
         self._read_pool.shutdown(wait=True)
         self._cpu_pool.shutdown(wait=True)
         self.db.dispose()
@@ -164,6 +172,7 @@ class MailStore:
             except BaseException as exc:  # the commit itself failed: no job took effect
                 log.error("event=commit_failed jobs=%d error=%r", len(batch), exc)
                 outcomes = [_Outcome(error=exc) for _ in batch]
+            self._maybe_checkpoint(loop)
             for job, outcome in zip(batch, outcomes, strict=True):
                 if outcome.changes:
                     self.bus.publish(outcome.changes)
@@ -174,6 +183,23 @@ class MailStore:
                 else:
                     job.future.set_result(outcome.result)
                 queue.task_done()
+
+    def _maybe_checkpoint(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.db.checkpoint_path is None:
+            return
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        now = loop.time()
+        if now - self._last_checkpoint < CHECKPOINT_INTERVAL_SECONDS:
+            return
+        self._last_checkpoint = now
+        self._checkpointing = loop.run_in_executor(self._checkpoint_pool, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            self.db.checkpoint()
+        except Exception as exc:  # the next one will try again; the WAL keeps everything
+            log.warning("event=checkpoint_failed error=%r", exc)
 
     def _run_batch(self, batch: list[_Job]) -> list[_Outcome]:
         """Commit a batch of jobs in one transaction.
