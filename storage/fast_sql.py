@@ -16,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import bindparam
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -104,3 +107,57 @@ class Prepared:
         count = int(cursor.rowcount)
         cursor.close()
         return count
+
+
+FinishFn = Callable[[str, Any], Any]
+
+
+class PreparedRows:
+    """A multi-row INSERT: ``n`` rows in one statement, compiled once per dialect and ``n``.
+
+    ``executemany`` steps the statement once per row, and on SQLite each step gives up Python's
+    lock and takes it back; with other threads busy that wait, not SQLite, is what a batch of
+    deliveries spends its write turn on. One statement for the batch steps once.
+    ``finish(dialect, insert)`` adds what follows the VALUES (ON CONFLICT ...); the insert is
+    the dialect's own (``excluded`` is there for upserts), and rows must not repeat a conflict
+    key (PostgreSQL refuses to update a row twice in one statement).
+    """
+
+    MAX_ROWS = 200  # per statement (SQLite allows 32,766 bound values)
+
+    def __init__(self, table: Any, columns: Sequence[str], finish: FinishFn | None = None):
+        self.table = table
+        self.columns = list(columns)
+        self._finish = finish
+        self._compiled: dict[tuple[str, int], _Compiled] = {}
+
+    def _for(self, dialect: Dialect, count: int) -> _Compiled:
+        compiled = self._compiled.get((dialect.name, count))
+        if compiled is None:
+            insert_fn = postgresql_insert if dialect.name == "postgresql" else sqlite_insert
+            rows = [
+                {c: bindparam(f"{c}_{i}", type_=self.table.c[c].type) for c in self.columns}
+                for i in range(count)
+            ]
+            statement = insert_fn(self.table).values(rows)
+            if self._finish is not None:
+                statement = self._finish(dialect.name, statement)
+            compiled = _Compiled(statement, dialect)
+            self._compiled[(dialect.name, count)] = compiled
+        return compiled
+
+    def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        connection = session.connection()
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None
+        for start in range(0, len(rows), self.MAX_ROWS):
+            chunk = rows[start : start + self.MAX_ROWS]
+            compiled = self._for(connection.dialect, len(chunk))
+            values = {
+                f"{column}_{index}": row[column]
+                for index, row in enumerate(chunk)
+                for column in self.columns
+            }
+            cursor = dbapi.cursor()
+            cursor.execute(compiled.sql, compiled.params(values))
+            cursor.close()

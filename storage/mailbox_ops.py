@@ -45,7 +45,7 @@ from storage.changes import (
     MessagesExpunged,
     record,
 )
-from storage.fast_sql import Prepared
+from storage.fast_sql import Prepared, PreparedRows
 from storage.message_index import IndexedMessage
 from storage.models import Blob, ExpungedMessage, Folder, Mailbox, Message, utcnow
 from storage.search_index import add_text, add_texts
@@ -392,28 +392,35 @@ _REFERENCE_BLOB = Prepared(
         )
     )
 )
+_MESSAGE_COLUMNS = (
+    "folder_id",
+    "uid",
+    "modseq",
+    "flags",
+    "internal_date",
+    "size",
+    "blob_sha256",
+    "summary",
+    "subject",
+    "from_addr",
+    "to_addr",
+    "cc_addr",
+    "sent_date",
+    "message_id",
+)
 _INSERT_MESSAGE = Prepared(
     lambda _dialect: insert(_MESSAGE).values(
-        {
-            name: bindparam(name, type_=_MESSAGE.c[name].type)
-            for name in (
-                "folder_id",
-                "uid",
-                "modseq",
-                "flags",
-                "internal_date",
-                "size",
-                "blob_sha256",
-                "summary",
-                "subject",
-                "from_addr",
-                "to_addr",
-                "cc_addr",
-                "sent_date",
-                "message_id",
-            )
-        }
+        {name: bindparam(name, type_=_MESSAGE.c[name].type) for name in _MESSAGE_COLUMNS}
     )
+)
+_INSERT_MESSAGES = PreparedRows(_MESSAGE, _MESSAGE_COLUMNS)
+_REFERENCE_BLOBS = PreparedRows(
+    _BLOB,
+    ("sha256", "size", "refcount", "created_at"),
+    lambda _dialect, statement: statement.on_conflict_do_update(
+        index_elements=["sha256"],
+        set_={"refcount": _BLOB.c.refcount + statement.excluded.refcount},
+    ),
 )
 _FOLDER_ID = Prepared(
     lambda _dialect: core_select(_FOLDER.c.id).where(
@@ -584,15 +591,15 @@ def append_many(session: Session, copies: Sequence[NewCopy]) -> list[Appended]:
         references[copy.blob.sha256] = (copy.blob, count + 1)
         texts.setdefault(copy.blob.sha256, copy.indexed)
     _CHARGE.execute_many(session, [{"mailbox_id": m, "size": sizes[m]} for m in sorted(sizes)])
-    _REFERENCE_BLOB.execute_many(
+    _REFERENCE_BLOBS.execute(
         session,
         [
-            {"sha256": sha, "size": blob.size, "count": count, "created_at": now}
+            {"sha256": sha, "size": blob.size, "refcount": count, "created_at": now}
             for sha, (blob, count) in sorted(references.items())
         ],
     )
     add_texts(session, [(sha, i.header_text, i.body_text) for sha, i in sorted(texts.items())])
-    _INSERT_MESSAGE.execute_many(session, message_rows)
+    _INSERT_MESSAGES.execute(session, message_rows)
     return [result for result in results if result is not None]
 
 

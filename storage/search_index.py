@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel
 
-from storage.fast_sql import Prepared
+from storage.fast_sql import Prepared, PreparedRows
 from storage.message_summary import (
     MessageSummary,
     decode_header_text,
@@ -72,10 +72,18 @@ def add_text(session: Session, blob_sha256: str, headers: str, body: str) -> Non
     _ADD_TEXT.execute(session, {"sha256": blob_sha256, "headers": headers, "body": body}).close()
 
 
+_ADD_TEXTS = PreparedRows(
+    MessageText.__table__,  # type: ignore[attr-defined]
+    ("blob_sha256", "headers", "body"),
+    lambda _dialect, statement: statement.on_conflict_do_nothing(index_elements=["blob_sha256"]),
+)
+
+
 def add_texts(session: Session, texts: list[tuple[str, str, str]]) -> None:
-    """``add_text`` for many contents: (sha256, headers, body) each."""
-    _ADD_TEXT.execute_many(
-        session, [{"sha256": sha, "headers": headers, "body": body} for sha, headers, body in texts]
+    """``add_text`` for many contents: (sha256, headers, body) each, distinct."""
+    _ADD_TEXTS.execute(
+        session,
+        [{"blob_sha256": sha, "headers": headers, "body": body} for sha, headers, body in texts],
     )
 
 

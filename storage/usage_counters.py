@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from storage.fast_sql import Prepared
+from storage.fast_sql import Prepared, PreparedRows
 from storage.models import UsageDaily
 
 _TABLE = UsageDaily.__table__  # type: ignore[attr-defined]
@@ -61,10 +61,23 @@ def count_usage(
     ).close()
 
 
+_COUNTS = PreparedRows(
+    _TABLE,
+    ("mailbox_id", "day", "received", "sent", "logins"),
+    lambda _dialect, statement: statement.on_conflict_do_update(
+        index_elements=["mailbox_id", "day"],
+        set_={
+            name: _TABLE.c[name] + statement.excluded[name]
+            for name in ("received", "sent", "logins")
+        },
+    ),
+)
+
+
 def count_usage_many(session: Session, counts: list[tuple[int, date, int, int]]) -> None:
     """Several mailboxes' counters at once: (mailbox_id, day, received, sent) each, in the
     order given (callers sort, so concurrent transactions lock rows in one order)."""
-    _COUNT.execute_many(
+    _COUNTS.execute(
         session,
         [
             {"mailbox_id": m, "day": d, "received": received, "sent": sent, "logins": 0}
