@@ -736,19 +736,7 @@ _UNREFERENCE_BLOB = Prepared(
     )
 )
 # A copy is the source row with a new folder, UID and MODSEQ, copied inside the database.
-_COPIED_COLUMNS = (
-    "flags",
-    "internal_date",
-    "size",
-    "blob_sha256",
-    "summary",
-    "subject",
-    "from_addr",
-    "to_addr",
-    "cc_addr",
-    "sent_date",
-    "message_id",
-)
+_COPIED_COLUMNS = tuple(c for c in _MESSAGE_COLUMNS if c not in ("folder_id", "uid", "modseq"))
 _COPY_MESSAGE = Prepared(
     lambda _dialect: insert(_MESSAGE).from_select(
         ["folder_id", "uid", "modseq", *_COPIED_COLUMNS],

@@ -58,14 +58,36 @@ class FolderCounts:
     size: int
 
 
-class MessageRow:
+class _StoredFlagsAndDate:
+    """Flags and internal date as the database returned them, parsed on first use."""
+
+    __slots__ = ("_date", "_flags", "_raw_date")
+    _flags: frozenset[str] | str
+    _raw_date: datetime | str
+    _date: datetime | None
+
+    @property
+    def flags(self) -> frozenset[str]:
+        flags = self._flags
+        if isinstance(flags, str):
+            flags = self._flags = parse_flags(flags)
+        return flags
+
+    @property
+    def internal_date(self) -> datetime:
+        if self._date is None:
+            self._date = utc_datetime(self._raw_date)
+        return self._date
+
+
+class MessageRow(_StoredFlagsAndDate):
     """One message as FETCH and SEARCH see it; ``summary`` only when asked for.
 
     Flags and the internal date are kept as the database returned them and parsed on first
     use: FETCH 1:* (UID FLAGS) of a large folder never needs the date.
     """
 
-    __slots__ = ("_date", "_flags", "_raw_date", "blob_sha256", "modseq", "size", "summary", "uid")
+    __slots__ = ("blob_sha256", "modseq", "size", "summary", "uid")
 
     def __init__(
         self,
@@ -86,19 +108,6 @@ class MessageRow:
         self.blob_sha256 = blob_sha256
         self.summary = summary
 
-    @property
-    def flags(self) -> frozenset[str]:
-        flags = self._flags
-        if isinstance(flags, str):
-            flags = self._flags = parse_flags(flags)
-        return flags
-
-    @property
-    def internal_date(self) -> datetime:
-        if self._date is None:
-            self._date = utc_datetime(self._raw_date)
-        return self._date
-
     def flags_key(self) -> str | frozenset[str]:
         """The flags as stored (text) or as given: a cheap key to cache their encoding by."""
         return self._flags
@@ -107,16 +116,13 @@ class MessageRow:
         return f"MessageRow(uid={self.uid}, modseq={self.modseq}, flags={sorted(self.flags)!r})"
 
 
-class SearchRow:
+class SearchRow(_StoredFlagsAndDate):
     """The indexed columns SEARCH evaluates (header fields already folded for search).
 
     Flags and dates are parsed on first use, as in MessageRow.
     """
 
     __slots__ = (
-        "_date",
-        "_flags",
-        "_raw_date",
         "_raw_sent",
         "_sent",
         "blob_sha256",
@@ -156,19 +162,6 @@ class SearchRow:
         self.to_addr = to_addr
         self.cc_addr = cc_addr
         self.blob_sha256 = blob_sha256
-
-    @property
-    def flags(self) -> frozenset[str]:
-        flags = self._flags
-        if isinstance(flags, str):
-            flags = self._flags = parse_flags(flags)
-        return flags
-
-    @property
-    def internal_date(self) -> datetime:
-        if self._date is None:
-            self._date = utc_datetime(self._raw_date)
-        return self._date
 
     @property
     def sent_date(self) -> datetime | None:
