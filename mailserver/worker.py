@@ -23,18 +23,31 @@ import logging
 import signal
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from mailserver.config import GovmailConfig
 from mailserver.logging_setup import configure_logging
 from mailserver.serve import RunningServer, WorkerRole, settle_heap, start_servers
 from mailserver.worker_link import Link, Message
-from storage.changes import Change
+from storage.changes import Change, MessagesExpunged
 
 log = logging.getLogger("govmail.worker")
 
 CHANGES_PER_MESSAGE = 500
+UIDS_PER_EXPUNGE = 10_000
 _PR_SET_PDEATHSIG = 1
+
+
+def _bounded(change: Change) -> list[Change]:
+    """An expunge of very many messages as several (each fits a link message); the receiving
+    sessions apply them in order, which is the same as applying the one."""
+    if not isinstance(change, MessagesExpunged) or len(change.uids) <= UIDS_PER_EXPUNGE:
+        return [change]
+    return [
+        replace(change, uids=change.uids[start : start + UIDS_PER_EXPUNGE])
+        for start in range(0, len(change.uids), UIDS_PER_EXPUNGE)
+    ]
 
 
 def _die_with_parent() -> None:
@@ -81,8 +94,9 @@ class Worker:
             running.imap.id_prefix = f"w{self.role.index}i"
 
     def _relay_changes(self, changes: list[Change]) -> None:
-        for start in range(0, len(changes), CHANGES_PER_MESSAGE):
-            self.link.send(("changes", changes[start : start + CHANGES_PER_MESSAGE]))
+        pieces = [piece for change in changes for piece in _bounded(change)]
+        for start in range(0, len(pieces), CHANGES_PER_MESSAGE):
+            self.link.send(("changes", pieces[start : start + CHANGES_PER_MESSAGE]))
 
     # ------------------------------------------------------------ from the supervisor
 

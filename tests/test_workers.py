@@ -171,3 +171,18 @@ def test_a_dead_worker_is_replaced_and_nothing_acknowledged_is_lost(
         client.logout()
     assert server.terminate() == 0
     assert any("event=stopped workers=2" in line for line in server.log_lines)
+
+
+def test_a_huge_expunge_is_relayed_in_pieces_that_fit_the_link() -> None:
+    import pickle
+
+    from mailserver.worker import _bounded
+    from mailserver.worker_link import MAX_MESSAGE
+    from storage.changes import MessagesExpunged
+
+    change = MessagesExpunged(1, 2, tuple(range(1, 250_001)), 9)
+    pieces = _bounded(change)
+    assert [uid for piece in pieces for uid in piece.uids] == list(change.uids)
+    assert all(piece.modseq == 9 and piece.folder_id == 2 for piece in pieces)
+    assert all(len(pickle.dumps(("changes", [piece]))) < MAX_MESSAGE for piece in pieces)
+    assert _bounded(MessagesExpunged(1, 2, (5,), 3)) == [MessagesExpunged(1, 2, (5,), 3)]
