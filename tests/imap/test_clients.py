@@ -26,7 +26,7 @@ async def test_imaplib_implicit_tls_and_starttls(protocol_server: LiveServer) ->
 
     def run() -> tuple[list[bytes], list[bytes], bytes]:
         host, port = protocol_server.address("imaps")
-        with imaplib.IMAP4_SSL(host, port, ssl_context=_insecure_context(), timeout=10) as tls:
+        with imaplib.IMAP4_SSL(host, port, ssl_context=_insecure_context(), timeout=30) as tls:
             assert "STARTTLS" not in tls.capabilities
             tls.login(USER, TEST_PASSWORD)
             _, count = tls.select("INBOX", readonly=True)
@@ -35,7 +35,7 @@ async def test_imaplib_implicit_tls_and_starttls(protocol_server: LiveServer) ->
             # EXAMINE: BODY[] must not set \Seen.
             _, flags = tls.fetch("1", "(FLAGS)")
         host, port = protocol_server.address("imap")
-        with imaplib.IMAP4(host, port, timeout=10) as plain:
+        with imaplib.IMAP4(host, port, timeout=30) as plain:
             assert "STARTTLS" in plain.capabilities
             plain.starttls(_insecure_context())
             assert "STARTTLS" not in plain.capabilities
