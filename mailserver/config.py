@@ -59,7 +59,7 @@ class DatabaseSection(BaseModel):
     """The metadata database: SQLite by default, PostgreSQL by URL."""
 
     url: str = ""  # empty: sqlite at <data_dir>/govmail.sqlite3
-    writer_threads: int = 0  # 0: 1 for SQLite, 4 for PostgreSQL
+    writer_threads: int = 0  # 0: one per process (group commit batches the rest)
     reader_threads: int = 4
     group_commit_max: int = 128
 

@@ -7,8 +7,9 @@ Only when that commit returns does any job's caller get its result, and only the
 changes published to IMAP sessions. This is how a 250 after a durable commit stays cheap under
 load: durability is never weakened, its cost is shared.
 
-SQLite has one writer thread (SQLite has one writer anyway); PostgreSQL runs several batches at
-once, serialised per folder by row locks.
+One writer thread per process by default, on both databases: with batching, one transaction at
+a time carries all waiting writes, while several writers on PostgreSQL would mostly queue on the
+same folder rows (worker processes still make several batches run at once).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class MailStore:
         self.blobs = blobs
         self.bus = bus or ChangeBus()
         if writer_threads <= 0:
-            writer_threads = 1 if db.is_sqlite else 4
+            writer_threads = 1
         self._writer_count = writer_threads
         self._group_commit_max = group_commit_max
         self._write_pool = ThreadPoolExecutor(writer_threads, thread_name_prefix="govmail-write")
