@@ -76,6 +76,8 @@ def _translate_run(match: re.Match[str]) -> str:
 
 def _fold_characters(text: str) -> str:
     """Casefold, decompose and drop marks and unwanted characters; whitespace left as is."""
+    if text.isascii():  # no marks to decompose or drop, and casefold() is lower() here
+        return _ASCII_CONTROLS.sub("", text.lower())
     folded = unicodedata.normalize("NFD", text.casefold())
     for mark in _VIETNAMESE_MARKS:
         folded = folded.replace(mark, "")
