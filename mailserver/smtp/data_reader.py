@@ -78,9 +78,12 @@ async def read_message_data(
     return MessageData(content)
 
 
+_END_BEGINNINGS = tuple(_END_OF_DATA[:size] for size in range(1, len(_END_OF_DATA)))
+
+
 def _partial_end(recent: bytes) -> bool:
     """Whether ``recent`` ends with the beginning of an end-of-data (CRLF "." CRLF)."""
-    return any(recent.endswith(_END_OF_DATA[:size]) for size in range(1, len(_END_OF_DATA)))
+    return recent.endswith(_END_BEGINNINGS)
 
 
 def _longest_line(content: bytes) -> int:
