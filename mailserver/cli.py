@@ -134,12 +134,13 @@ def init(
 def serve(config: ConfigOption = None) -> None:
     """Run every listener in one process until SIGTERM."""
     from mailserver.serve import serve as run_server
+    from mailserver.supervisor import WorkersFailed
 
     settings = read_config(config)
     configure_logging(settings.server.log_level, settings.server.log_format)
     try:
         asyncio.run(run_server(settings))
-    except OSError as exc:
+    except (OSError, WorkersFailed) as exc:
         raise fail(f"cannot start: {exc}") from exc
 
 

@@ -45,6 +45,10 @@ READY_TIMEOUT_SECONDS = 120.0
 RESTART_DELAY_SECONDS = 1.0
 
 
+class WorkersFailed(RuntimeError):
+    """The worker processes did not all start (their own log lines say why)."""
+
+
 @dataclass
 class _Listener:
     name: str
@@ -148,7 +152,7 @@ class Supervisor:
         try:
             results = await asyncio.wait_for(asyncio.gather(*waits), READY_TIMEOUT_SECONDS)
         except (TimeoutError, RuntimeError) as exc:
-            raise RuntimeError(f"the worker processes did not start: {exc}") from exc
+            raise WorkersFailed(f"the worker processes did not start: {exc}") from exc
         bound: dict[str, str] = {}
         for result in results:
             bound.update(result)

@@ -191,3 +191,30 @@ def test_a_huge_expunge_is_relayed_in_pieces_that_fit_the_link() -> None:
     assert all(piece.modseq == 9 and piece.folder_id == 2 for piece in pieces)
     assert all(len(pickle.dumps(("changes", [piece]))) < MAX_MESSAGE for piece in pieces)
     assert _bounded(MessagesExpunged(1, 2, (5,), 3)) == [MessagesExpunged(1, 2, (5,), 3)]
+
+
+def test_a_worker_that_cannot_start_stops_the_server_with_a_clear_error(tmp_path: Path) -> None:
+    data = tmp_path / "inst"
+    env = govmail_env()
+    assert run_cli("init", "--data-dir", str(data), "--domain", DOMAIN, env=env).returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            "serve",
+            "--config",
+            str(data / "govmail.toml"),
+            env=govmail_env(
+                GOVMAIL_SERVER__WORKERS="2",
+                GOVMAIL_ADMIN_API__LISTEN=f"127.0.0.1:{port}",  # worker 0 cannot bind it
+                GOVMAIL_SMTP__MX_LISTEN="127.0.0.1:0",
+                GOVMAIL_SMTP__SUBMISSION_LISTEN="127.0.0.1:0",
+                GOVMAIL_SMTP__SUBMISSIONS_LISTEN="127.0.0.1:0",
+                GOVMAIL_IMAP__LISTEN="127.0.0.1:0",
+                GOVMAIL_IMAP__TLS_LISTEN="127.0.0.1:0",
+            ),
+        )
+    assert result.returncode != 0
+    assert "cannot start: the worker processes did not start" in result.stderr
+    assert "Traceback" not in result.stderr.splitlines()[-1]
