@@ -225,6 +225,21 @@ def measure(
     )
 
 
+def measure_each(
+    name: str,
+    smtp: tuple[str, int],
+    imap: tuple[str, int],
+    args: argparse.Namespace,
+    sampler: RSSSampler,
+) -> list[Result]:
+    """One run per connection count of ``args.concurrency``, on the same running server."""
+    results = []
+    for concurrency in args.concurrency:
+        results.append(measure(name, smtp, imap, USER, PASSWORD, args, sampler, concurrency))
+        print(table(results[-1:]), flush=True)
+    return results
+
+
 # ---------------------------------------------------------------- govmail
 
 
@@ -261,22 +276,9 @@ def run_govmail(backend: str, args: argparse.Namespace, work: Path) -> list[Resu
             sampler = RSSSampler(
                 lambda cmd: b"mailserver serve" in cmd or b"mailserver.worker" in cmd
             )
-            results = []
-            for concurrency in args.concurrency:
-                results.append(
-                    measure(
-                        f"govmail ({backend})",
-                        server.bound["smtp_mx"],
-                        server.bound["imap"],
-                        USER,
-                        PASSWORD,
-                        args,
-                        sampler,
-                        concurrency,
-                    )
-                )
-                print(table(results[-1:]), flush=True)
-            return results
+            return measure_each(
+                f"govmail ({backend})", server.bound["smtp_mx"], server.bound["imap"], args, sampler
+            )
         finally:
             server.terminate()
 
@@ -435,22 +437,13 @@ def run_postfix(args: argparse.Namespace, work: Path) -> list[Result]:
                 or b"imap" in cmd
             )
         )
-        results = []
-        for concurrency in args.concurrency:
-            results.append(
-                measure(
-                    "Postfix + Dovecot (LMTP)",
-                    ("127.0.0.1", smtp_port),
-                    ("127.0.0.1", imap_port),
-                    USER,
-                    PASSWORD,
-                    args,
-                    sampler,
-                    concurrency,
-                )
-            )
-            print(table(results[-1:]), flush=True)
-        return results
+        return measure_each(
+            "Postfix + Dovecot (LMTP)",
+            ("127.0.0.1", smtp_port),
+            ("127.0.0.1", imap_port),
+            args,
+            sampler,
+        )
 
 
 def wait_listening(address: tuple[str, int]) -> None:

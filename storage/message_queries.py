@@ -59,12 +59,27 @@ class FolderCounts:
 
 
 class _StoredFlagsAndDate:
-    """Flags and internal date as the database returned them, parsed on first use."""
+    """A message row's common columns; flags and internal date as the database returned them,
+    parsed on first use."""
 
-    __slots__ = ("_date", "_flags", "_raw_date")
-    _flags: frozenset[str] | str
-    _raw_date: datetime | str
-    _date: datetime | None
+    __slots__ = ("_date", "_flags", "_raw_date", "blob_sha256", "modseq", "size", "uid")
+
+    def __init__(
+        self,
+        uid: int,
+        modseq: int,
+        flags: frozenset[str] | str,
+        size: int,
+        internal_date: datetime | str,
+        blob_sha256: str,
+    ) -> None:
+        self.uid = uid
+        self.modseq = modseq
+        self._flags = flags
+        self.size = size
+        self._raw_date = internal_date
+        self._date: datetime | None = None
+        self.blob_sha256 = blob_sha256
 
     @property
     def flags(self) -> frozenset[str]:
@@ -87,7 +102,7 @@ class MessageRow(_StoredFlagsAndDate):
     use: FETCH 1:* (UID FLAGS) of a large folder never needs the date.
     """
 
-    __slots__ = ("blob_sha256", "modseq", "size", "summary", "uid")
+    __slots__ = ("summary",)
 
     def __init__(
         self,
@@ -99,13 +114,7 @@ class MessageRow(_StoredFlagsAndDate):
         blob_sha256: str,
         summary: bytes | None = None,
     ) -> None:
-        self.uid = uid
-        self.modseq = modseq
-        self._flags = flags
-        self.size = size
-        self._raw_date = internal_date
-        self._date: datetime | None = None
-        self.blob_sha256 = blob_sha256
+        super().__init__(uid, modseq, flags, size, internal_date, blob_sha256)
         self.summary = summary
 
     def flags_key(self) -> str | frozenset[str]:
@@ -122,18 +131,7 @@ class SearchRow(_StoredFlagsAndDate):
     Flags and dates are parsed on first use, as in MessageRow.
     """
 
-    __slots__ = (
-        "_raw_sent",
-        "_sent",
-        "blob_sha256",
-        "cc_addr",
-        "from_addr",
-        "modseq",
-        "size",
-        "subject",
-        "to_addr",
-        "uid",
-    )
+    __slots__ = ("_raw_sent", "_sent", "cc_addr", "from_addr", "subject", "to_addr")
 
     def __init__(
         self,
@@ -149,19 +147,13 @@ class SearchRow(_StoredFlagsAndDate):
         cc_addr: str,
         blob_sha256: str,
     ) -> None:
-        self.uid = uid
-        self.modseq = modseq
-        self._flags = flags
-        self.size = size
-        self._raw_date = internal_date
-        self._date: datetime | None = None
+        super().__init__(uid, modseq, flags, size, internal_date, blob_sha256)
         self._raw_sent = sent_date
         self._sent: datetime | None = None
         self.subject = subject
         self.from_addr = from_addr
         self.to_addr = to_addr
         self.cc_addr = cc_addr
-        self.blob_sha256 = blob_sha256
 
     @property
     def sent_date(self) -> datetime | None:

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import aiosmtplib
 from sqlmodel import Session, col, select
 
+from storage.accounts import find_mailbox
+from storage.changes import Change, MessageAdded
 from storage.models import (
     Alias,
     Domain,
@@ -189,3 +191,30 @@ async def submit_tls(
         errors, reply = await client.sendmail(sender, rcpts, raw)
         assert errors == {}
         return reply
+
+
+class Arrivals:
+    """Messages added to one account from now on, through the instance's change bus."""
+
+    def __init__(self, server: LiveServer, mailbox_id: int) -> None:
+        self.count = 0
+        self.changed = asyncio.Event()
+        server.running.instance.store.bus.subscribe(mailbox_id, self._on_change)
+
+    @classmethod
+    async def watch(cls, server: LiveServer, address: str) -> Arrivals:
+        store = server.running.instance.store
+        mailbox = await store.read(lambda s: find_mailbox(s, address))
+        assert mailbox is not None and mailbox.id is not None
+        return cls(server, mailbox.id)
+
+    def _on_change(self, change: Change) -> None:
+        if isinstance(change, MessageAdded):
+            self.count += 1
+            self.changed.set()
+
+    async def reach(self, count: int) -> None:
+        async with asyncio.timeout(20):
+            while self.count < count:
+                self.changed.clear()
+                await self.changed.wait()

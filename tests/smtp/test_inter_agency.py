@@ -4,12 +4,10 @@ unknown recipient at the far side comes back to the sender as a DSN."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from pathlib import Path
 
-from storage.changes import Change, MessageAdded
-from tests.smtp.helpers import folder_messages, message, submit_tls
+from tests.smtp.helpers import Arrivals, folder_messages, message, submit_tls
 from tests.support.harness import LiveServer, start_live_server
 from tests.support.harness import test_config as make_config
 
@@ -21,26 +19,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-class Arrivals:
-    """Counts messages added to one account, from the instance's change bus."""
-
-    def __init__(self, server: LiveServer, mailbox_id: int) -> None:
-        self.count = 0
-        self.changed = asyncio.Event()
-        server.running.instance.store.bus.subscribe(mailbox_id, self._on_change)
-
-    def _on_change(self, change: Change) -> None:
-        if isinstance(change, MessageAdded):
-            self.count += 1
-            self.changed.set()
-
-    async def reach(self, count: int) -> None:
-        async with asyncio.timeout(20):
-            while self.count < count:
-                self.changed.clear()
-                await self.changed.wait()
 
 
 async def instance(

@@ -4,7 +4,6 @@ sender, and a report to an outside sender that leaves through the queue with MAI
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 from collections.abc import AsyncIterator
@@ -15,10 +14,15 @@ import aiosmtplib
 import pytest
 from sqlmodel import select
 
-from storage.accounts import find_mailbox
-from storage.changes import Change, MessageAdded
 from storage.models import QueueEntry, QueueRecipient
-from tests.smtp.helpers import DOMAIN, add_group, client_tls, folder_messages, message
+from tests.smtp.helpers import (
+    DOMAIN,
+    Arrivals,
+    add_group,
+    client_tls,
+    folder_messages,
+    message,
+)
 from tests.smtp.scripted_peer import ScriptedPeer
 from tests.support.harness import TEST_PASSWORD, LiveServer, start_live_server
 from tests.support.harness import test_config as make_config
@@ -69,34 +73,6 @@ async def submit(
         for address, options in rcpts.items():
             assert (await client.rcpt(address, options=options)).code == 250
         assert (await client.data(raw)).code == 250
-
-
-class Arrivals:
-    """Messages added to one account from now on, through the instance's change bus."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.changed = asyncio.Event()
-
-    @classmethod
-    async def watch(cls, server: LiveServer, address: str) -> Arrivals:
-        arrivals = cls()
-        store = server.running.instance.store
-        mailbox = await store.read(lambda s: find_mailbox(s, address))
-        assert mailbox is not None and mailbox.id is not None
-        store.bus.subscribe(mailbox.id, arrivals._on_change)
-        return arrivals
-
-    def _on_change(self, change: Change) -> None:
-        if isinstance(change, MessageAdded):
-            self.count += 1
-            self.changed.set()
-
-    async def reach(self, count: int) -> None:
-        async with asyncio.timeout(20):
-            while self.count < count:
-                self.changed.clear()
-                await self.changed.wait()
 
 
 def parsed(raw: bytes) -> Message:
