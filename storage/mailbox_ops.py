@@ -48,7 +48,7 @@ from storage.changes import (
 from storage.fast_sql import Prepared, PreparedRows
 from storage.message_index import IndexedMessage
 from storage.models import Blob, ExpungedMessage, Folder, Mailbox, Message, utcnow
-from storage.search_index import add_text, add_texts
+from storage.search_index import add_texts
 from storage.uid_ranges import uid_ranges
 
 HIERARCHY_SEPARATOR = "/"
@@ -364,31 +364,19 @@ _CHARGE_WITHIN_QUOTA = Prepared(
 _MAILBOX_EXISTS = Prepared(
     lambda _dialect: core_select(_MAILBOX.c.id).where(_MAILBOX.c.id == bindparam("mailbox_id"))
 )
-# The folder's next UID and MODSEQ in one statement. The UPDATE takes the row lock on
-# PostgreSQL (concurrent appends to one folder queue here) and SQLite has a single writer, so
-# two messages can never get the same UID.
-_ALLOCATE_UID = Prepared(
+# The folder's next ``count`` UIDs and MODSEQs in one statement. The UPDATE takes the row lock
+# on PostgreSQL (concurrent appends to one folder queue here) and SQLite has a single writer,
+# so two messages can never get the same UID.
+_ALLOCATE_UIDS = Prepared(
     lambda _dialect: (
         update(_FOLDER)
         .where(_FOLDER.c.id == bindparam("folder_id"))
-        .values(uidnext=_FOLDER.c.uidnext + 1, highestmodseq=_FOLDER.c.highestmodseq + 1)
+        .values(
+            uidnext=_FOLDER.c.uidnext + bindparam("count"),
+            highestmodseq=_FOLDER.c.highestmodseq + bindparam("count"),
+        )
         .returning(
             _FOLDER.c.mailbox_id, _FOLDER.c.uidvalidity, _FOLDER.c.uidnext, _FOLDER.c.highestmodseq
-        )
-    )
-)
-# Concurrent first references to one content must not collide: an upsert.
-_REFERENCE_BLOB = Prepared(
-    lambda dialect: (
-        _insert_for(dialect)(_BLOB)
-        .values(
-            sha256=bindparam("sha256"),
-            size=bindparam("size"),
-            refcount=bindparam("count"),
-            created_at=bindparam("created_at", type_=_BLOB.c.created_at.type),
-        )
-        .on_conflict_do_update(
-            index_elements=["sha256"], set_={"refcount": _BLOB.c.refcount + bindparam("count")}
         )
     )
 )
@@ -408,12 +396,8 @@ _MESSAGE_COLUMNS = (
     "sent_date",
     "message_id",
 )
-_INSERT_MESSAGE = Prepared(
-    lambda _dialect: insert(_MESSAGE).values(
-        {name: bindparam(name, type_=_MESSAGE.c[name].type) for name in _MESSAGE_COLUMNS}
-    )
-)
 _INSERT_MESSAGES = PreparedRows(_MESSAGE, _MESSAGE_COLUMNS)
+# Concurrent first references to one content must not collide: an upsert.
 _REFERENCE_BLOBS = PreparedRows(
     _BLOB,
     ("sha256", "size", "refcount", "created_at"),
@@ -439,31 +423,21 @@ def _charge_quota(session: Session, mailbox_id: int, size: int, enforce: bool) -
     raise QuotaExceeded("mailbox is over quota")
 
 
+def _reference_blobs(session: Session, counts: dict[str, tuple[StoredBlob, int]]) -> None:
+    """Count more references: sha256 -> (blob, how many more), in ascending sha256 order."""
+    now = utcnow()
+    _REFERENCE_BLOBS.execute(
+        session,
+        [
+            {"sha256": sha, "size": blob.size, "refcount": count, "created_at": now}
+            for sha, (blob, count) in sorted(counts.items())
+        ],
+    )
+
+
 def _reference_blob(session: Session, blob: StoredBlob, count: int = 1) -> None:
     """Count ``count`` more references to ``blob``."""
-    _REFERENCE_BLOB.execute(
-        session, {"sha256": blob.sha256, "size": blob.size, "count": count, "created_at": utcnow()}
-    ).close()
-
-
-@dataclass(frozen=True)
-class _Allocated:
-    mailbox_id: int
-    uidvalidity: int
-    uid: int
-    modseq: int
-
-
-def _allocate_uid(session: Session, folder_id: int) -> _Allocated:
-    """Take the folder's next UID and MODSEQ."""
-    row = _ALLOCATE_UID.first(session, {"folder_id": folder_id})
-    if row is None:
-        raise FolderNotFound("the folder no longer exists")
-    # A Folder object loaded earlier in this session now holds stale counters.
-    loaded = session.identity_map.get(identity_key(Folder, folder_id))
-    if loaded is not None:
-        session.expire(loaded)
-    return _Allocated(mailbox_id=row[0], uidvalidity=row[1], uid=row[2] - 1, modseq=row[3])
+    _reference_blobs(session, {blob.sha256: (blob, count)})
 
 
 def folder_id_by_name(session: Session, mailbox_id: int, name: str) -> int:
@@ -500,69 +474,50 @@ def append_to_folder(
     internal_date: datetime | None = None,
     enforce_quota: bool = True,
 ) -> Appended:
-    """Add one message to a folder and charge its quota (the hot path of every delivery).
-
-    Prepared statements on the DBAPI cursor (storage.fast_sql): a delivery is six statements,
-    no unit of work, and the Python cost per statement is what bounds a single writer.
-    """
-    flag_set = normalise_flags(flags)
-    session.flush()  # pending ORM changes first, so nothing below is overwritten by a late flush
-    _charge_quota(session, mailbox_id, blob.size, enforce_quota)
-    allocated = _allocate_uid(session, folder_id)
-    _reference_blob(session, blob)
-    add_text(session, blob.sha256, indexed.header_text, indexed.body_text)
-    _INSERT_MESSAGE.execute(
-        session,
-        _message_values(
-            folder_id, allocated.uid, allocated.modseq, flag_set, blob, indexed, internal_date
-        ),
-    ).close()
-    record(
-        session,
-        MessageAdded(allocated.mailbox_id, folder_id, allocated.uid, allocated.modseq, flag_set),
-    )
-    return Appended(folder_id, allocated.uidvalidity, allocated.uid, allocated.modseq)
-
-
-_ALLOCATE_UIDS = Prepared(
-    lambda _dialect: (
-        update(_FOLDER)
-        .where(_FOLDER.c.id == bindparam("folder_id"))
-        .values(
-            uidnext=_FOLDER.c.uidnext + bindparam("count"),
-            highestmodseq=_FOLDER.c.highestmodseq + bindparam("count"),
-        )
-        .returning(
-            _FOLDER.c.mailbox_id, _FOLDER.c.uidvalidity, _FOLDER.c.uidnext, _FOLDER.c.highestmodseq
-        )
-    )
-)
+    """Add one message to a folder and charge its quota (``append_many`` of one copy)."""
+    copy = NewCopy(mailbox_id, folder_id, blob, indexed, normalise_flags(flags), internal_date)
+    return append_many(session, [copy], enforce_quota)[0]
 
 
 @dataclass(frozen=True)
 class NewCopy:
-    """One message for one folder, in a batch of deliveries (``append_many``)."""
+    """One message for one folder (``append_many``)."""
 
     mailbox_id: int
     folder_id: int
     blob: StoredBlob
     indexed: IndexedMessage
+    flags: frozenset[str] = frozenset()  # already normalised
+    internal_date: datetime | None = None  # None: now
 
 
-def append_many(session: Session, copies: Sequence[NewCopy]) -> list[Appended]:
-    """Append many delivered messages at once, quota not enforced (it was judged at RCPT).
+def append_many(
+    session: Session, copies: Sequence[NewCopy], enforce_quota: bool = False
+) -> list[Appended]:
+    """Append messages and charge their quota: the hot path of every delivery and APPEND.
 
-    The same rows and changes as ``append_to_folder`` once per copy, in a few statements: one
-    UID range per folder (UIDs in the order of ``copies``), and one multi-row statement per
-    table. Folders, mailboxes and blobs are touched in ascending order, so concurrent batches
-    on PostgreSQL take their row locks in one order. Returns one ``Appended`` per copy.
+    A few statements however many copies (prepared on the DBAPI cursor, storage.fast_sql):
+    the quota of each mailbox, one UID range per folder (UIDs in the order of ``copies``),
+    then one multi-row statement per table. Mailboxes, folders and blobs are touched in
+    ascending order, so concurrent transactions on PostgreSQL take their row locks in one
+    order. ``enforce_quota`` refuses the whole lot if a mailbox would pass its quota
+    (deliveries don't: their quota was judged at RCPT). Returns one ``Appended`` per copy.
     """
     if not copies:
         return []
-    session.flush()
+    session.flush()  # pending ORM changes first, so nothing below is overwritten by a late flush
+    sizes: dict[int, int] = {}
+    references: dict[str, tuple[StoredBlob, int]] = {}
+    texts: dict[str, IndexedMessage] = {}
     by_folder: dict[int, list[int]] = {}
     for index, copy in enumerate(copies):
+        sizes[copy.mailbox_id] = sizes.get(copy.mailbox_id, 0) + copy.blob.size
+        _, count = references.get(copy.blob.sha256, (copy.blob, 0))
+        references[copy.blob.sha256] = (copy.blob, count + 1)
+        texts.setdefault(copy.blob.sha256, copy.indexed)
         by_folder.setdefault(copy.folder_id, []).append(index)
+    for mailbox_id in sorted(sizes):
+        _charge_quota(session, mailbox_id, sizes[mailbox_id], enforce_quota)
     results: list[Appended | None] = [None] * len(copies)
     message_rows: list[dict[str, object]] = []
     now = utcnow()
@@ -577,27 +532,20 @@ def append_many(session: Session, copies: Sequence[NewCopy]) -> list[Appended]:
             copy = copies[index]
             uid, modseq = first_uid + offset, first_modseq + offset
             message_rows.append(
-                _message_values(folder_id, uid, modseq, frozenset(), copy.blob, copy.indexed, now)
+                _message_values(
+                    folder_id,
+                    uid,
+                    modseq,
+                    copy.flags,
+                    copy.blob,
+                    copy.indexed,
+                    copy.internal_date or now,
+                )
             )
             results[index] = Appended(folder_id, uidvalidity, uid, modseq)
-            record(session, MessageAdded(mailbox_id, folder_id, uid, modseq, frozenset()))
+            record(session, MessageAdded(mailbox_id, folder_id, uid, modseq, copy.flags))
         _expire_folder(session, folder_id)
-    sizes: dict[int, int] = {}
-    references: dict[str, tuple[StoredBlob, int]] = {}
-    texts: dict[str, IndexedMessage] = {}
-    for copy in copies:
-        sizes[copy.mailbox_id] = sizes.get(copy.mailbox_id, 0) + copy.blob.size
-        _, count = references.get(copy.blob.sha256, (copy.blob, 0))
-        references[copy.blob.sha256] = (copy.blob, count + 1)
-        texts.setdefault(copy.blob.sha256, copy.indexed)
-    _CHARGE.execute_many(session, [{"mailbox_id": m, "size": sizes[m]} for m in sorted(sizes)])
-    _REFERENCE_BLOBS.execute(
-        session,
-        [
-            {"sha256": sha, "size": blob.size, "refcount": count, "created_at": now}
-            for sha, (blob, count) in sorted(references.items())
-        ],
-    )
+    _reference_blobs(session, references)
     add_texts(session, [(sha, i.header_text, i.body_text) for sha, i in sorted(texts.items())])
     _INSERT_MESSAGES.execute(session, message_rows)
     return [result for result in results if result is not None]

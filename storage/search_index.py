@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import Column, Text, TextClause, bindparam, text
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Column, Text, TextClause, text
 from sqlmodel import Field, Session, SQLModel
 
 from storage.fast_sql import Prepared, PreparedRows
@@ -54,22 +52,6 @@ def searchable_text(raw: bytes, summary: MessageSummary) -> tuple[str, str]:
     headers = fold_for_search(" ".join(values))[:MAX_INDEXED_CHARS]
     body = fold_for_search(text_for_search(raw, summary))[:MAX_INDEXED_CHARS]
     return headers, body
-
-
-_ADD_TEXT = Prepared(
-    lambda dialect: (
-        (postgresql_insert if dialect == "postgresql" else sqlite_insert)(MessageText)
-        .values(
-            blob_sha256=bindparam("sha256"), headers=bindparam("headers"), body=bindparam("body")
-        )
-        .on_conflict_do_nothing(index_elements=["blob_sha256"])
-    )
-)
-
-
-def add_text(session: Session, blob_sha256: str, headers: str, body: str) -> None:
-    """Index a content once; a second delivery of the same bytes changes nothing."""
-    _ADD_TEXT.execute(session, {"sha256": blob_sha256, "headers": headers, "body": body}).close()
 
 
 _ADD_TEXTS = PreparedRows(

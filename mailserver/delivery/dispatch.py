@@ -111,7 +111,7 @@ def apply_deliveries(session: Session, pending: list[PendingDelivery]) -> list[i
             counts.setdefault((sender_id, day), [0, 0])[1] += 1
     append_many(session, copies)
     # Counter rows are locked in one order (by id), whatever the order of the recipients.
-    count_usage_many(session, [(m, d, r, s) for (m, d), (r, s) in sorted(counts.items())])
+    count_usage_many(session, [(m, d, r, s, 0) for (m, d), (r, s) in sorted(counts.items())])
     entries: list[int | None] = []
     for item in pending:
         entries.append(_enqueue_remote(session, item) if item.delivery.remote else None)
