@@ -162,6 +162,13 @@ def test_a_dead_worker_is_replaced_and_nothing_acknowledged_is_lost(
     with smtplib.SMTP(*server.bound["smtp_mx"], timeout=WAIT_SECONDS) as smtp:
         for n in range(5):
             smtp.sendmail("ngoai@example.gov.vn", [user], _mail(100 + n, user))
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            smtp.sendmail("ngoai@example.gov.vn", [f"khong-co@{DOMAIN}"], _mail(99, user))
+    # One log line per accepted message, naming its recipients; refused recipients on their own.
+    _wait_for_log(server, rf"event=rcpt .*rcpt=<?khong-co@{DOMAIN}")
+    accepted = [line for line in list(server.log_lines) if "event=accepted" in line]
+    assert len(accepted) == 5 and all(f"rcpts={user}" in line for line in accepted), accepted
+    assert not any("event=rcpt " in line and user in line for line in server.log_lines)
     pid = int(_wait_for_log(server, r"event=worker_ready worker=1 pid=(\d+)").group(1))
     mark = len(server.log_lines)
     os.kill(pid, signal.SIGKILL)
