@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import imaplib
+import json
 import os
 import shutil
 import statistics
@@ -32,10 +33,11 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).parent / "results"
 sys.path.insert(0, str(REPO))
 
 from tests.support.pg_cluster import create_database, throwaway_postgres  # noqa: E402
@@ -506,6 +508,16 @@ def main() -> None:
     print()
     print(f"{args.messages} messages of {args.size} bytes per run, {os.cpu_count()} CPUs")
     print(table(results))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "smtp_ingest.json"
+    record = {
+        "args": vars(args),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "results": [asdict(r) for r in results],
+    }
+    out.write_text(json.dumps(record, indent=2))
+    print(f"written to {out}")
     for r in results:
         if r.concurrency in baselines and not r.name.startswith("Postfix"):
             ratio = r.e2e_per_s / baselines[r.concurrency]
