@@ -157,10 +157,16 @@ async def start_servers(config: GovmailConfig, role: WorkerRole | None = None) -
     await asyncio.to_thread(
         ensure_self_signed_cert, config.cert_file, config.key_file, [config.server.hostname]
     )
-    if role is None:
-        instance = await asyncio.to_thread(open_instance, config, True, False, True)
-    else:  # the supervisor migrated the schema before starting the workers
-        instance = await asyncio.to_thread(open_instance, config, False, True, True)
+    # As a worker: the supervisor migrated the schema before starting the workers.
+    instance = await asyncio.to_thread(
+        partial(
+            open_instance,
+            config,
+            migrate=role is None,
+            shared_by_processes=role is not None,
+            serving=True,
+        )
+    )
     await instance.store.start()
     running = RunningServer(instance)
     tls = server_ssl_context(config.cert_file, config.key_file)

@@ -28,7 +28,14 @@ from sqlmodel import Session
 from storage.blobs import BlobStore, StoredBlob
 from storage.changes import Change, ChangeBus, atomic, take_recorded
 from storage.db import Database
-from storage.mailbox_ops import Appended, append_message, get_folder
+from storage.mailbox_ops import (
+    Appended,
+    NewCopy,
+    append_many,
+    append_to_folder,
+    folder_id_by_name,
+    normalise_flags,
+)
 from storage.message_index import IndexedMessage, index_message, normalise_line_endings
 
 log = logging.getLogger(__name__)
@@ -279,8 +286,10 @@ class MailStore:
         blob, indexed = await self.store_blob(raw)
 
         def job(session: Session) -> Appended:
-            folder = get_folder(session, mailbox_id, folder_name)
-            return append_message(session, folder, blob, indexed, flags, internal_date)
+            folder_id = folder_id_by_name(session, mailbox_id, folder_name)
+            return append_to_folder(
+                session, mailbox_id, folder_id, blob, indexed, flags, internal_date
+            )
 
         return await self.write(job)
 
@@ -296,12 +305,11 @@ class MailStore:
         blob, indexed = await self.store_blob(raw)
 
         def job(session: Session) -> list[Appended]:
-            results: list[Appended] = []
-            for mailbox_id, folder_name in targets:
-                folder = get_folder(session, mailbox_id, folder_name)
-                results.append(
-                    append_message(session, folder, blob, indexed, flags, enforce_quota=False)
-                )
-            return results
+            flag_set = normalise_flags(flags)
+            copies = []
+            for mailbox_id, name in targets:
+                folder_id = folder_id_by_name(session, mailbox_id, name)
+                copies.append(NewCopy(mailbox_id, folder_id, blob, indexed, flag_set))
+            return append_many(session, copies)
 
         return await self.write(job)
