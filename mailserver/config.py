@@ -180,6 +180,15 @@ class ProvisioningSection(BaseModel):
     initial_password_time_cost: int = Field(default=1, ge=1)
 
 
+class SearchSection(BaseModel):
+    """The SQLite text search index, kept by a background indexer (storage/text_indexer.py)."""
+
+    index_batch: int = Field(default=64, ge=1)  # rows per write job
+    index_pause_seconds: float = Field(default=0.01, ge=0)  # before each job
+    index_busy_pause_seconds: float = Field(default=0.1, ge=0)  # instead, when writes wait
+    index_poll_seconds: float = Field(default=5.0, gt=0)  # look for other processes' mail
+
+
 class GovmailConfig(BaseSettings):
     """The whole configuration; sections mirror the TOML tables."""
 
@@ -198,6 +207,7 @@ class GovmailConfig(BaseSettings):
     routing: RoutingSection = Field(default_factory=RoutingSection)
     admin_api: AdminAPISection = Field(default_factory=AdminAPISection)
     provisioning: ProvisioningSection = Field(default_factory=ProvisioningSection)
+    search: SearchSection = Field(default_factory=SearchSection)
     filters: FiltersSection = Field(default_factory=FiltersSection)
     dns: DNSSection = Field(default_factory=DNSSection)
     dkim: DKIMSection = Field(default_factory=DKIMSection)

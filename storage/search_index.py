@@ -6,6 +6,13 @@ of folded text (storage.text_fold), so a message sent to 500 people is indexed o
 indexed for substring search: SQLite FTS5 with the trigram tokenizer, PostgreSQL pg_trgm GIN
 indexes (migration 0002). Needles shorter than a trigram, and folders small enough that it is
 cheaper, are answered by a scan of the indexed text of the one folder (never the message bytes).
+
+On SQLite the delivery only writes the row: a background indexer (storage/text_indexer.py)
+adds rows to the FTS5 table afterwards, in id order, and keeps a watermark, ``indexed_upto``
+(migration 0009), below which every row is indexed and above which none is. The index plan
+therefore also scans this folder's rows above the watermark, with the scan plan's condition,
+in the same statement: results are exact whether or not the indexer has caught up. On
+PostgreSQL the GIN indexes are kept by PostgreSQL in the delivery's transaction, as before.
 """
 
 from __future__ import annotations
@@ -85,6 +92,10 @@ def _like_pattern(needle: str) -> str:
 # milliseconds on 20,000 messages server-wide, while 1,000 messages scan in about 5.
 SCAN_FOLDER_MAX = 2000
 
+# SQLite: every message_text row with an id up to this is in message_text_fts, and none above
+# it is (migration 0009; storage/text_indexer.py moves it up).
+INDEXED_UPTO = "(SELECT indexed_upto FROM search_index_state)"
+
 
 def matching_uids(
     session: Session,
@@ -107,14 +118,21 @@ def matching_uids(
         folder_size = int(row[0]) if row is not None else 0
     if folder_size <= SCAN_FOLDER_MAX:
         return _scan_folder(session, folder_id, needle, field)
-    if session.get_bind().dialect.name == "sqlite":
-        column = "body" if field is TextField.BODY else "{headers body}"
-        params: dict[str, object] = {"match": f"{column} : {_fts_phrase(needle)}"}
-    else:
-        params = {"pattern": _like_pattern(needle)}
-    params["folder"] = folder_id
+    return set(_index_plan(session, folder_id, needle, field))
+
+
+def _index_plan(session: Session, folder_id: int, needle: str, field: TextField) -> list[int]:
+    """The index plan's UIDs: one per matching message, indexed or not yet."""
+    # SQLite: the FTS phrase for the index and the LIKE pattern for the rows not indexed yet;
+    # PostgreSQL's statement takes only the pattern.
+    column = "body" if field is TextField.BODY else "{headers body}"
+    params = {
+        "folder": folder_id,
+        "match": f"{column} : {_fts_phrase(needle)}",
+        "pattern": _like_pattern(needle),
+    }
     statement = _INDEXED_BODY if field is TextField.BODY else _INDEXED_TEXT
-    return {int(row[0]) for row in statement.all(session, params)}
+    return [int(row[0]) for row in statement.all(session, params)]
 
 
 def _indexed(field: TextField) -> Prepared:
@@ -123,15 +141,27 @@ def _indexed(field: TextField) -> Prepared:
     The matches are materialised first: left to choose, SQLite's planner walks the folder and
     probes the index once per message, which is minutes on a 100,000-message folder with a
     common phrase. "+m.folder_id" keeps it on the blob index for the join.
+
+    On SQLite the FTS table holds only the rows up to the indexer's watermark
+    (storage/text_indexer.py); the rows above it, the few the indexer has not reached yet, are
+    taken by id range, kept to this folder's messages, and only those are scanned with the
+    scan plan's condition. One statement reads the index, the watermark and the tail in one
+    snapshot, so each text is counted exactly once, indexed or not.
     """
 
     def build(dialect: str) -> TextClause:
         if dialect == "sqlite":
             return text(
                 "WITH hits AS MATERIALIZED (SELECT rowid AS id FROM message_text_fts "
-                "WHERE message_text_fts MATCH :match) "
+                "WHERE message_text_fts MATCH :match), "
+                "tail AS MATERIALIZED (SELECT m.uid, t.id FROM message_text t "
+                "JOIN message m ON m.blob_sha256 = t.blob_sha256 "
+                f"WHERE t.id > {INDEXED_UPTO} AND +m.folder_id = :folder) "
                 "SELECT m.uid FROM hits JOIN message_text t ON t.id = hits.id "
-                "JOIN message m ON m.blob_sha256 = t.blob_sha256 WHERE +m.folder_id = :folder"
+                "JOIN message m ON m.blob_sha256 = t.blob_sha256 WHERE +m.folder_id = :folder "
+                "UNION ALL "
+                "SELECT tail.uid FROM tail JOIN message_text t ON t.id = tail.id "
+                f"WHERE {_like_condition(field)}"
             )
         # PostgreSQL: LIKE answered by the pg_trgm GIN indexes.
         return text(

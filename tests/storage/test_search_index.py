@@ -1,7 +1,8 @@
-"""Vietnamese text search on the index kept at delivery (FTS5 trigram, pg_trgm)."""
+"""Vietnamese text search on the text kept at delivery (FTS5 trigram, pg_trgm), on every plan."""
 
 from __future__ import annotations
 
+import sys
 import unicodedata
 
 import pytest
@@ -11,6 +12,7 @@ from storage import search_index
 from storage.search_index import MessageText, TextField, matching_uids
 from storage.store import MailStore
 from storage.text_fold import fold_for_search, fold_query
+from storage.text_indexer import index_pending
 from tests.storage.test_mailbox_semantics import folder_of, make_mailbox
 
 DOC = (
@@ -23,15 +25,27 @@ DOC = (
 OTHER = b"Subject: lunch\r\n\r\nnothing to see\r\n"
 
 
-@pytest.fixture(autouse=True, params=["folder scan", "index"])
+# Whether ``search`` first lets the background indexer (storage.text_indexer) catch up.
+INDEX_BEFORE_SEARCH = False
+
+
+@pytest.fixture(autouse=True, params=["folder scan", "index, not yet indexed", "index, indexed"])
 def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs on both plans: small folders are scanned, large ones use the index."""
-    if request.param == "index":
+    """Every test runs on both plans: small folders are scanned, large ones use the index; on
+    SQLite the index plan both before the background indexer ran (the tail scan answers) and
+    after (the FTS index does)."""
+    if request.param != "folder scan":
         monkeypatch.setattr(search_index, "SCAN_FOLDER_MAX", -1)
+    monkeypatch.setattr(
+        sys.modules[__name__], "INDEX_BEFORE_SEARCH", request.param == "index, indexed"
+    )
     return str(request.param)
 
 
 async def search(store: MailStore, folder_id: int, key: str, field: TextField) -> set[int]:
+    if INDEX_BEFORE_SEARCH:
+        while await store.write(lambda s: index_pending(s, 100)):
+            pass
     return await store.read(lambda s: matching_uids(s, folder_id, fold_query(key), field))
 
 
