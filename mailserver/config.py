@@ -185,7 +185,8 @@ class SearchSection(BaseModel):
 
     index_batch: int = Field(default=64, ge=1)  # rows per write job
     index_pause_seconds: float = Field(default=0.01, ge=0)  # before each job
-    index_busy_pause_seconds: float = Field(default=0.1, ge=0)  # instead, when writes wait
+    index_busy_pause_seconds: float = Field(default=1.0, ge=0)  # instead, while mail comes in
+    index_quiet_seconds: float = Field(default=0.25, ge=0)  # "busy" until this after a write
     index_poll_seconds: float = Field(default=5.0, gt=0)  # look for other processes' mail
 
 

@@ -2,7 +2,7 @@
 
 Python runs one event loop on one core per process, so one process cannot use a machine. The
 supervisor binds every mail listener (SMTP MX, submission, submissions; IMAP, IMAPS), starts
-``server.workers`` worker processes (``mailserver.worker``) and then only does three things:
+``server.workers`` worker processes (``mailserver.worker``) and then only does four things:
 
 - accepts each connection, counts it against the per-IP limit of its listener (instance-wide,
   which no worker could do alone) and passes the socket to the worker with the fewest
@@ -11,12 +11,14 @@ supervisor binds every mail listener (SMTP MX, submission, submissions; IMAP, IM
 - relays what one worker publishes to all the others: committed mailbox changes (so IDLE and
   untagged responses see deliveries made by another worker) and failed logins (the per-IP
   throttle);
+- commits the deliveries of every worker in one group commit (``mailserver.instance_writer``);
 - restarts a worker that died (its connections are gone; nothing committed is lost: every
   reply that promised something was sent after its commit).
 
 SIGTERM or SIGINT stops accepting and asks every worker to drain as a single process would.
-The admin API runs in worker 0. Each worker has its own store and group commit over the shared
-database (SQLite files are written in turns through a lock file, see ``storage.db``).
+The admin API runs in worker 0. Each worker also has its own store and group commit for its
+other writes over the shared database (SQLite files are written in turns through a lock file,
+see ``storage.db``).
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ import sys
 from dataclasses import dataclass, field
 
 from mailserver.config import GovmailConfig, parse_listen
+from mailserver.instance_writer import InstanceWriter
 from mailserver.tls import ensure_self_signed_cert
 from mailserver.worker_link import Link, Message, socket_pair
+from storage.changes import Change
 from storage.db import open_database
 from storage.schema import upgrade_to_head
 
@@ -78,12 +82,15 @@ class Supervisor:
         self.stopping = False
         self._stop = asyncio.Event()
         self._restarts: set[asyncio.Task[None]] = set()
+        self.writer: InstanceWriter | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     async def run(self) -> None:
         config = self.config
         await asyncio.to_thread(self._prepare)
+        self.writer = await asyncio.to_thread(InstanceWriter.open, config, self._broadcast)
+        self.writer.start(config)
         self._bind()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -107,7 +114,8 @@ class Supervisor:
         await self._stop.wait()
         log.info("event=stopping grace_seconds=%s", config.server.shutdown_grace_seconds)
         await self._shutdown()
-        log.info("event=stopped workers=%d", self.count)
+        shared = self.writer.committed if self.writer is not None else 0
+        log.info("event=stopped workers=%d shared_deliveries=%d", self.count, shared)
 
     def _prepare(self) -> None:
         """What must happen once, before any worker opens the instance."""
@@ -179,6 +187,8 @@ class Supervisor:
                 worker.process.kill()
                 await asyncio.to_thread(worker.process.wait)
             worker.link.close()
+        if self.writer is not None:
+            await self.writer.close()
 
     # ------------------------------------------------------------ workers
 
@@ -213,7 +223,9 @@ class Supervisor:
         for fd in fds:  # workers never send sockets
             os.close(fd)
         kind = message[0]
-        if kind == "closed":
+        if kind == "write" and self.writer is not None:
+            self.writer.handle(worker.link.send, message[1], message[2], message[3])
+        elif kind == "closed":
             key = (message[1], message[2])
             if worker.connections[key] > 0:
                 worker.connections[key] -= 1
@@ -228,6 +240,12 @@ class Supervisor:
         elif kind == "ready" and not worker.ready.done():
             worker.ready.set_result(dict(message[1]))
             log.info("event=worker_ready worker=%d pid=%d", worker.index, worker.process.pid)
+
+    def _broadcast(self, changes: list[Change]) -> None:
+        """What the instance writer committed, to every worker's IMAP sessions."""
+        for worker in self.workers.values():
+            if worker.ready.done():
+                worker.link.send(("changes", changes))
 
     def _release(self, key: tuple[str, str], count: int) -> None:
         left = self.per_ip[key] - count

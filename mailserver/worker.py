@@ -7,6 +7,8 @@ database) without binding the mail listeners, says ``ready``, and from then on:
 
 - serves each connection the supervisor hands over (``conn``), refusing it with the protocol's
   own words when the supervisor counted too many from its address;
+- sends its deliveries to the supervisor's one writer for the instance (``write``, answered by
+  ``written``; ``mailserver.instance_writer``);
 - tells the supervisor when a connection ends (``closed``), what it committed (``changes``, for
   the IMAP sessions of the other workers) and failed logins (``login_failed``, for the per-IP
   throttle), and applies what the supervisor relays from the others.
@@ -23,31 +25,18 @@ import logging
 import signal
 import socket
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from mailserver.config import GovmailConfig
+from mailserver.instance_writer import RemoteWriter
 from mailserver.logging_setup import configure_logging
 from mailserver.serve import RunningServer, WorkerRole, settle_heap, start_servers
 from mailserver.worker_link import Link, Message
-from storage.changes import Change, MessagesExpunged
+from storage.changes import Change, in_pieces
 
 log = logging.getLogger("govmail.worker")
 
-CHANGES_PER_MESSAGE = 500
-UIDS_PER_EXPUNGE = 10_000
 _PR_SET_PDEATHSIG = 1
-
-
-def _bounded(change: Change) -> list[Change]:
-    """An expunge of very many messages as several (each fits a link message); the receiving
-    sessions apply them in order, which is the same as applying the one."""
-    if not isinstance(change, MessagesExpunged) or len(change.uids) <= UIDS_PER_EXPUNGE:
-        return [change]
-    return [
-        replace(change, uids=change.uids[start : start + UIDS_PER_EXPUNGE])
-        for start in range(0, len(change.uids), UIDS_PER_EXPUNGE)
-    ]
 
 
 def _die_with_parent() -> None:
@@ -66,6 +55,7 @@ class Worker:
         self.running: RunningServer | None = None
         self.stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.writer = RemoteWriter(self.link.send)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -86,6 +76,7 @@ class Worker:
     def _wire(self, running: RunningServer) -> None:
         instance = running.instance
         instance.store.bus.relay = self._relay_changes
+        instance.store.delegate = self.writer
         instance.login_throttle.relay = lambda ip: self.link.send(("login_failed", ip))
         for tracker in running.trackers:
             tracker.on_closed = lambda ip, name=tracker.name: self.link.send(("closed", name, ip))
@@ -94,9 +85,8 @@ class Worker:
             running.imap.id_prefix = f"w{self.role.index}i"
 
     def _relay_changes(self, changes: list[Change]) -> None:
-        pieces = [piece for change in changes for piece in _bounded(change)]
-        for start in range(0, len(pieces), CHANGES_PER_MESSAGE):
-            self.link.send(("changes", pieces[start : start + CHANGES_PER_MESSAGE]))
+        for piece in in_pieces(changes):
+            self.link.send(("changes", piece))
 
     # ------------------------------------------------------------ from the supervisor
 
@@ -108,6 +98,8 @@ class Worker:
             task = asyncio.create_task(self._serve(listener, group, refuse, ip, sock))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        elif kind == "written":
+            self.writer.on_reply(message[1], message[2], message[3])
         elif kind == "changes" and self.running is not None:
             self.running.instance.store.bus.publish_relayed(message[1])
         elif kind == "login_failed" and self.running is not None:
@@ -133,6 +125,7 @@ class Worker:
             self.link.send(("closed", group, ip))
 
     def _on_link_lost(self) -> None:
+        self.writer.close()
         if not self.stop.is_set():
             log.warning("event=supervisor_link_lost worker=%d", self.role.index)
         self.stop.set()

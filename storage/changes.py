@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlmodel import Session
 
@@ -85,6 +85,34 @@ def atomic(session: Session) -> Iterator[None]:
         del recorded[mark:]
         raise
     savepoint.commit()
+
+
+def in_pieces(
+    changes: list[Change], per_piece: int = 500, uids_per_piece: int = 10_000
+) -> list[list[Change]]:
+    """``changes`` cut into lists of at most ``per_piece`` changes and ``uids_per_piece``
+    expunged UIDs (an expunge of very many messages becomes several), to travel between
+    processes in bounded messages; applying the pieces in order is the same as the whole."""
+    pieces: list[list[Change]] = []
+    piece: list[Change] = []
+    uids = 0
+    for change in changes:
+        parts: list[Change] = [change]
+        if isinstance(change, MessagesExpunged) and len(change.uids) > uids_per_piece:
+            parts = [
+                replace(change, uids=change.uids[start : start + uids_per_piece])
+                for start in range(0, len(change.uids), uids_per_piece)
+            ]
+        for part in parts:
+            size = len(part.uids) if isinstance(part, MessagesExpunged) else 0
+            if piece and (len(piece) >= per_piece or uids + size > uids_per_piece):
+                pieces.append(piece)
+                piece, uids = [], 0
+            piece.append(part)
+            uids += size
+    if piece:
+        pieces.append(piece)
+    return pieces
 
 
 Listener = Callable[[Change], None]

@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
 WriteFn = Callable[[Session], Any]
+# Runs a batched write somewhere else (``write_shared``): the instance's one writer.
+Delegate = Callable[[Callable[[Session, list[Any]], list[Any]], Any], Awaitable[Any]]
+
+
+class NotShared(Exception):
+    """A delegate cannot take this write (too large to travel): it is run here instead."""
+
 
 # How often committed WAL pages are copied into the SQLite file (when the store does it).
 CHECKPOINT_INTERVAL_SECONDS = 0.5
@@ -63,6 +71,7 @@ class _Job:
     # Jobs that run faster together (``write_batched``): the function and this job's item.
     run_many: Callable[[Session, list[Any]], list[Any]] | None = None
     item: Any = None
+    background: bool = False  # upkeep (the text indexer): neither "activity" nor a wake-up
 
 
 @dataclass
@@ -100,6 +109,12 @@ class MailStore:
         self._checkpoint_pool = ThreadPoolExecutor(1, thread_name_prefix="govmail-checkpoint")
         self._checkpointing: asyncio.Future[None] | None = None
         self._last_checkpoint = 0.0
+        # Where ``write_shared`` sends its writes (worker processes: the supervisor's store).
+        self.delegate: Delegate | None = None
+        # Called after each commit that carried other than background jobs (the text indexer's
+        # wake-up); and when the last such job was submitted (its idea of "busy").
+        self.after_commit: Callable[[], None] | None = None
+        self._last_foreground = 0.0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -128,9 +143,14 @@ class MailStore:
 
     # ------------------------------------------------------------ primitives
 
-    async def write(self, fn: Callable[[Session], T]) -> T:
-        """Run ``fn`` in a write transaction; returns after its commit is durable."""
-        return await self._submit(fn)
+    async def write(self, fn: Callable[[Session], T], background: bool = False) -> T:
+        """Run ``fn`` in a write transaction; returns after its commit is durable.
+        ``background``: upkeep that should yield to the rest (see ``quiet_for``)."""
+        return await self._submit(fn, background=background)
+
+    def quiet_for(self) -> float:
+        """Seconds since the last write other than background upkeep was asked for."""
+        return time.monotonic() - self._last_foreground
 
     async def write_batched(
         self, run_many: Callable[[Session, list[ItemT]], list[T]], item: ItemT
@@ -141,17 +161,34 @@ class MailStore:
         replay each runs alone, as ``run_many(session, [item])``."""
         return await self._submit(lambda session: run_many(session, [item])[0], run_many, item)
 
+    async def write_shared(
+        self, run_many: Callable[[Session, list[ItemT]], list[T]], item: ItemT
+    ) -> T:
+        """``write_batched`` in the instance's one writer when there is one (``delegate``: worker
+        processes send deliveries to the supervisor, so every process's deliveries share one
+        group commit). ``run_many`` must be a module-level function and ``item`` must pickle."""
+        if self.delegate is not None:
+            try:
+                result: T = await self.delegate(run_many, item)
+                return result
+            except NotShared:
+                pass
+        return await self.write_batched(run_many, item)
+
     async def _submit(
         self,
         fn: Callable[[Session], T],
         run_many: Callable[[Session, list[Any]], list[Any]] | None = None,
         item: Any = None,
+        background: bool = False,
     ) -> T:
+        if not background:
+            self._last_foreground = time.monotonic()
         if self._queue is None:
             await self.start()
         assert self._queue is not None
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(fn, future, run_many, item))
+        await self._queue.put(_Job(fn, future, run_many, item, background))
         return await future
 
     async def read(self, fn: Callable[[Session], T]) -> T:
@@ -181,6 +218,8 @@ class MailStore:
                 log.error("event=commit_failed jobs=%d error=%r", len(batch), exc)
                 outcomes = [_Outcome(error=exc) for _ in batch]
             self._maybe_checkpoint(loop)
+            if self.after_commit is not None and not all(job.background for job in batch):
+                self.after_commit()
             for job, outcome in zip(batch, outcomes, strict=True):
                 if outcome.changes:
                     self.bus.publish(outcome.changes)
@@ -213,15 +252,17 @@ class MailStore:
         """Commit a batch of jobs in one transaction.
 
         Jobs almost never fail, so they first run side by side with no SAVEPOINT each (two
-        statements a job saved). If any job raises, that transaction rolls back whole and
-        the batch is replayed with a SAVEPOINT per job, so the failing one fails alone. Jobs
-        are functions of the session only, which is what makes the replay safe.
+        statements a job saved; a job alone needs none at all). If any job raises, that
+        transaction rolls back whole and the batch is replayed with a SAVEPOINT per job, so
+        the failing one fails alone. Jobs are functions of the session only, which is what
+        makes the replay safe.
         """
-        if len(batch) > 1:
-            try:
-                return self._run_together(batch)
-            except Exception as exc:
-                log.debug("event=batch_replay jobs=%d error=%r", len(batch), exc)
+        try:
+            return self._run_together(batch)
+        except Exception as exc:
+            if len(batch) == 1:  # alone, its failure is the transaction's: nothing to replay
+                return [_Outcome(error=exc)]
+            log.debug("event=batch_replay jobs=%d error=%r", len(batch), exc)
         return self._run_isolated(batch)
 
     def _run_together(self, batch: list[_Job]) -> list[_Outcome]:

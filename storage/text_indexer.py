@@ -113,6 +113,8 @@ class IndexerSettings(Protocol):
     def index_busy_pause_seconds(self) -> float: ...
     @property
     def index_poll_seconds(self) -> float: ...
+    @property
+    def index_quiet_seconds(self) -> float: ...
 
 
 def _never_busy() -> bool:
@@ -124,8 +126,9 @@ class TextIndexer:
 
     Policy: it must never hold the write lock long while deliveries wait. Each write job
     indexes at most ``batch`` rows (64 rows of 10 KB: about 25 ms); before each job it sleeps
-    ``pause_seconds``, or ``busy_pause_seconds`` when ``busy()`` says writes are queued, so
-    deliveries go first but the indexer still makes progress under constant load. Then it
+    ``pause_seconds``, or ``busy_pause_seconds`` when ``busy()`` says other writes are coming in,
+    so deliveries go first (and keep the CPU) but the indexer still makes progress under
+    constant load. Then it
     waits for ``wake()`` (called after deliveries in this process) or ``poll_seconds`` (other
     processes of the instance deliver too). A failure is logged and tried again a poll later.
     """
@@ -192,26 +195,30 @@ class TextIndexer:
         batch = self.batch
         while True:
             await asyncio.sleep(self.busy_pause_seconds if self.busy() else self.pause_seconds)
-            count = await self.store.write(lambda session: index_pending(session, batch))
+            count = await self.store.write(
+                lambda session: index_pending(session, batch), background=True
+            )
             total += count
             self.indexed += count
             if count < batch:
                 return total
 
 
-def start_text_indexer(
-    store: MailStore, settings: IndexerSettings, busy: Callable[[], bool] = _never_busy
-) -> TextIndexer | None:
-    """Start the indexer of an instance (call it in one process only); None on PostgreSQL."""
+def start_text_indexer(store: MailStore, settings: IndexerSettings) -> TextIndexer | None:
+    """Start the indexer of an instance on the store that commits its deliveries (call it in
+    one process only); None on PostgreSQL. Each commit of other writes wakes it, and it counts
+    the store as busy until ``index_quiet_seconds`` after the last of them was asked for."""
     if not store.db.is_sqlite:
         return None
+    quiet = settings.index_quiet_seconds
     indexer = TextIndexer(
         store,
         batch=settings.index_batch,
         pause_seconds=settings.index_pause_seconds,
         busy_pause_seconds=settings.index_busy_pause_seconds,
         poll_seconds=settings.index_poll_seconds,
-        busy=busy,
+        busy=lambda: store.quiet_for() < quiet,
     )
+    store.after_commit = indexer.wake
     indexer.start()
     return indexer

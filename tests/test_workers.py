@@ -15,6 +15,7 @@ import re
 import signal
 import smtplib
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,22 +183,56 @@ def test_a_dead_worker_is_replaced_and_nothing_acknowledged_is_lost(
         assert (typ, data) == ("OK", [b"5"])
         client.logout()
     assert server.terminate() == 0
-    assert any("event=stopped workers=2" in line for line in server.log_lines)
+    # The five were committed by the supervisor's one writer (mailserver.instance_writer).
+    assert any("event=stopped workers=2 shared_deliveries=5" in line for line in server.log_lines)
+
+
+def test_the_supervisor_indexes_the_text_of_every_workers_deliveries(
+    server: ServerProcess, db_url: str, tmp_path: Path
+) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's text index is its own (pg_trgm)")
+    user, password = next(iter(USERS.items()))
+    for n in range(6):  # one connection each: the supervisor alternates the workers
+        with smtplib.SMTP(*server.bound["smtp_mx"], timeout=WAIT_SECONDS) as smtp:
+            smtp.sendmail("ngoai@example.gov.vn", [user], _mail(200 + n, user))
+    database = sqlite3.connect(tmp_path / "inst" / "govmail.sqlite3")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        (upto,) = database.execute("SELECT indexed_upto FROM search_index_state").fetchone()
+        (last,) = database.execute("SELECT max(id) FROM message_text").fetchone()
+        if upto == last or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert upto == last == 6, (upto, last)
+    hits = database.execute(
+        "SELECT count(*) FROM message_text_fts WHERE message_text_fts MATCH '\"dung 203\"'"
+    ).fetchone()
+    assert hits == (1,)
+    database.close()
+    client = _imap(server)
+    client.login(user, password)
+    client.select("INBOX")
+    assert client.uid("SEARCH", "BODY", '"noi dung 203"') == ("OK", [b"4"])
+    client.logout()
 
 
 def test_a_huge_expunge_is_relayed_in_pieces_that_fit_the_link() -> None:
     import pickle
 
-    from mailserver.worker import _bounded
     from mailserver.worker_link import MAX_MESSAGE
-    from storage.changes import MessagesExpunged
+    from storage.changes import FlagsChanged, MessagesExpunged, in_pieces
 
     change = MessagesExpunged(1, 2, tuple(range(1, 250_001)), 9)
-    pieces = _bounded(change)
-    assert [uid for piece in pieces for uid in piece.uids] == list(change.uids)
-    assert all(piece.modseq == 9 and piece.folder_id == 2 for piece in pieces)
-    assert all(len(pickle.dumps(("changes", [piece]))) < MAX_MESSAGE for piece in pieces)
-    assert _bounded(MessagesExpunged(1, 2, (5,), 3)) == [MessagesExpunged(1, 2, (5,), 3)]
+    flags = FlagsChanged(1, 2, 7, 10, frozenset({"\\Seen"}))
+    pieces = in_pieces([change, flags])
+    flat = [one for piece in pieces for one in piece]
+    expunges = [one for one in flat if isinstance(one, MessagesExpunged)]
+    assert [uid for one in expunges for uid in one.uids] == list(change.uids)
+    assert len(expunges) > 1 and flat[-1] == flags  # in order, the flag change last
+    assert all(one.modseq == 9 and one.folder_id == 2 for one in expunges)
+    assert all(len(pickle.dumps(("changes", piece))) < MAX_MESSAGE for piece in pieces)
+    assert in_pieces([MessagesExpunged(1, 2, (5,), 3)]) == [[MessagesExpunged(1, 2, (5,), 3)]]
 
 
 def test_a_worker_that_cannot_start_stops_the_server_with_a_clear_error(tmp_path: Path) -> None:

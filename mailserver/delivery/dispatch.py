@@ -160,6 +160,8 @@ async def store_and_queue(
     report = await _success_report(store, raw, delivery, options) if delivery.success else None
 
     pending = PendingDelivery(blob, indexed, delivery, options, also, report)
+    if also is None and report is None:  # nothing but data: it may travel to the one writer
+        return await store.write_shared(apply_deliveries, pending)
     return await store.write_batched(apply_deliveries, pending)
 
 

@@ -5,7 +5,14 @@ one event loop costs more than storing the message. Here the stream is read up t
 end-of-data sequence (CRLF "." CRLF) itself, in one or a few pieces. The only place where that
 sequence can begin in bytes already read is the start of the data (the line break before it
 belongs to the DATA command) or a byte just read that begins it; there the reader takes one
-byte at a time until the question is settled. Limits keep aiosmtpd's meaning: the size counts
+byte at a time until the question is settled.
+
+aiosmtpd's stream reader has a limit of one command line (1001 bytes), and asyncio pauses the
+socket whenever twice that is buffered: a 10 KB message would be read a kilobyte at a time, each
+piece a pause and a resume of the socket (two ``epoll_ctl``) and a trip round the loop. For the
+data phase the limit is raised to ``DATA_READ_LIMIT`` and put back after (``StreamReader._limit``
+is CPython's attribute for it, read by its flow control and its ``readuntil``), so commands
+after the data are held to their line limit again. Limits keep aiosmtpd's meaning: the size counts
 the content before dot-unstuffing, a line counts its CRLF, and an oversized message is drained,
 not kept.
 """
@@ -16,6 +23,7 @@ import asyncio
 from dataclasses import dataclass
 from enum import Enum
 
+DATA_READ_LIMIT = 256 * 1024
 _DOT_LINE = b".\r\n"
 _END_OF_DATA = b"\r\n.\r\n"
 
@@ -38,6 +46,17 @@ async def read_message_data(
 
     Raises ``asyncio.IncompleteReadError`` when the peer closes the connection first.
     """
+    line_reader_limit = reader._limit  # type: ignore[attr-defined]
+    reader._limit = max(line_reader_limit, DATA_READ_LIMIT)  # type: ignore[attr-defined]
+    try:
+        return await _read_until_end(reader, size_limit, line_limit)
+    finally:
+        reader._limit = line_reader_limit  # type: ignore[attr-defined]
+
+
+async def _read_until_end(
+    reader: asyncio.StreamReader, size_limit: int | None, line_limit: int
+) -> MessageData:
     data = bytearray()
     total = 0
     too_much = False

@@ -117,6 +117,7 @@ class GovmailSMTP(SMTP):
         self._refused = False
         self._counted: asyncio.BaseTransport | None = None
         self._in_ehlo = False
+        self._held: list[bytes] = []  # replies not yet written (see ``push``)
         self.command_size_limits = collections.defaultdict(
             lambda: SMTP.command_size_limit, {"MAIL": MAIL_LINE_LIMIT, "RCPT": RCPT_LINE_LIMIT}
         )
@@ -165,12 +166,35 @@ class GovmailSMTP(SMTP):
 
     # ------------------------------------------------------------ replies
 
-    async def push(self, status: str) -> None:  # type: ignore[override]
+    async def push(self, status: str | bytes) -> None:
+        """Send one reply line; lines that can wait are written together with the next.
+
+        A line of a multi-line reply waits for the reply's last line, and a 250 waits while the
+        client's next command is already here (PIPELINING, RFC 2920 3.1: the replies of a group
+        may be sent together). So EHLO goes out in one write, and a pipelined MAIL, RCPT, DATA
+        in one with the 354. Any other reply (354, 220 before TLS, errors) is written at once,
+        with whatever waited before it.
+        """
         # RFC 2034 3: every reply but the greeting and the EHLO/HELO answer carries a code.
         session = self.session
         if isinstance(status, str) and not self._in_ehlo and session and session.extended_smtp:
             status = with_enhanced_code(status)
-        await super().push(status)
+        if isinstance(status, str):
+            line = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+        else:  # AUTH's challenges come as bytes
+            line = status
+        self._held.append(line + b"\r\n")
+        if line[3:4] == b"-" or (line.startswith(b"250") and self._next_command_buffered()):
+            return
+        data = b"".join(self._held)
+        self._held.clear()
+        self._writer.write(data)
+        await self._writer.drain()
+
+    def _next_command_buffered(self) -> bool:
+        # ``StreamReader._buffer``: CPython's attribute for what was received and not yet read.
+        buffered = getattr(self._reader, "_buffer", None)
+        return buffered is not None and b"\n" in buffered
 
     # ------------------------------------------------------------ commands
 

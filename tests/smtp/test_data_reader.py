@@ -88,3 +88,28 @@ async def test_line_limit_counts_the_crlf() -> None:
 async def test_peer_closing_in_the_middle_raises() -> None:
     with pytest.raises(asyncio.IncompleteReadError):
         await _read(b"Subject: cut\r\nno end", [5])
+
+
+async def test_the_data_is_read_in_large_pieces_and_the_line_limit_comes_back() -> None:
+    """During DATA the reader takes up to DATA_READ_LIMIT at a time (a 60 KB message is one
+    readuntil, not sixty kilobyte pieces); after it, commands are held to one line again."""
+    from mailserver.smtp.data_reader import DATA_READ_LIMIT
+
+    body = b"".join(b"Dong %05d cua mot thu dai.\r\n" % n for n in range(2000))
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    reader.feed_data(body + b".\r\n" + b"X" * 1500 + b"\r\n")
+    reader.feed_eof()
+    calls: list[int] = []
+    readuntil = reader.readuntil
+
+    async def counting(separator: bytes = b"\n") -> bytes:
+        calls.append(reader._limit)  # type: ignore[attr-defined]
+        return await readuntil(separator)
+
+    reader.readuntil = counting  # type: ignore[method-assign]
+    result = await read_message_data(reader, 10_000_000, LINE_LIMIT)
+    assert result == MessageData(body)
+    assert calls == [DATA_READ_LIMIT]
+    assert reader._limit == LINE_LIMIT  # type: ignore[attr-defined]
+    with pytest.raises(asyncio.LimitOverrunError):  # the next "command" is over one line
+        await readuntil(b"\n")
