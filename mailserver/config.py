@@ -70,6 +70,13 @@ class StorageSection(BaseModel):
     blob_dir: Path = Path("blobs")
     default_quota_mb: int = 2048
     fsync: bool = True
+    # Messages up to this size are committed inside their delivery's transaction and written to
+    # their blob file later by the spiller (storage.inline_blobs); 0: always a file first.
+    inline_blob_max_bytes: int = Field(default=131072, ge=0)
+    spill_batch: int = Field(default=64, ge=1)  # blobs written per chunk of the spiller
+    spill_busy_pause_seconds: float = Field(default=1.0, ge=0)  # between chunks, mail coming in
+    spill_poll_seconds: float = Field(default=5.0, gt=0)  # look for other processes' blobs
+    spill_quiet_seconds: float = Field(default=0.25, ge=0)  # "busy" until this after a write
 
 
 class AuthSection(BaseModel):

@@ -11,6 +11,7 @@ from mailserver.auth_throttle import LoginThrottle
 from mailserver.config import GovmailConfig
 from storage.blobs import BlobStore
 from storage.db import Database, open_database
+from storage.inline_blobs import inline_source
 from storage.passwords import PasswordParams, Passwords
 from storage.schema import upgrade_to_head
 from storage.store import MailStore
@@ -63,6 +64,16 @@ def setup_link_prefix(config: GovmailConfig) -> str:
     return f"{base}{SETUP_PATH}?token="
 
 
+def blob_store(config: GovmailConfig, db: Database) -> BlobStore:
+    """The instance's blob files, with small messages inline in ``db`` until spilled."""
+    return BlobStore(
+        config.blob_dir,
+        fsync=config.storage.fsync,
+        inline_max_bytes=config.storage.inline_blob_max_bytes,
+        inline_source=inline_source(db),
+    )
+
+
 def open_instance(
     config: GovmailConfig,
     migrate: bool = True,
@@ -84,7 +95,7 @@ def open_instance(
         upgrade_to_head(db)
     store = MailStore(
         db,
-        BlobStore(config.blob_dir, fsync=config.storage.fsync),
+        blob_store(config, db),
         writer_threads=config.database.writer_threads,
         reader_threads=config.database.reader_threads,
         group_commit_max=config.database.group_commit_max,

@@ -13,7 +13,8 @@ about as long as the work takes.
   ``NotShared`` and the store runs it itself.
 - Supervisor side: ``InstanceWriter`` runs each request with ``MailStore.write_batched``; only
   the functions in ``SHARED_WRITES`` are accepted.
-- The supervisor's store also runs the SQLite text indexer, which yields to deliveries.
+- The supervisor's store also runs the upkeep that deliveries leave for later (the SQLite text
+  indexer, the blob spiller: ``storage.upkeep``), which yields to mail coming in.
 - The committed changes are sent to every worker before the replies (the store publishes them
   first), so a worker's IMAP sessions hear of a message before its SMTP client gets the 250.
 
@@ -35,10 +36,11 @@ from sqlmodel import Session
 
 from mailserver.config import GovmailConfig
 from mailserver.delivery.dispatch import apply_deliveries
+from mailserver.instance import blob_store
 from mailserver.worker_link import Message
-from storage.blobs import BlobStore
 from storage.changes import Change, in_pieces
 from storage.db import open_database
+from storage.inline_blobs import BlobSpiller, start_blob_spiller
 from storage.store import MailStore, NotShared
 from storage.text_indexer import TextIndexer, start_text_indexer
 
@@ -108,6 +110,7 @@ class InstanceWriter:
         store.bus.relay = lambda changes: _send_in_pieces(broadcast, changes)
         self._tasks: set[asyncio.Task[None]] = set()
         self.text_indexer: TextIndexer | None = None
+        self.blob_spiller: BlobSpiller | None = None
         self.committed = 0  # shared writes committed (logged at shutdown)
 
     @classmethod
@@ -123,7 +126,7 @@ class InstanceWriter:
         )
         store = MailStore(
             db,
-            BlobStore(config.blob_dir, fsync=config.storage.fsync),
+            blob_store(config, db),
             writer_threads=config.database.writer_threads,
             reader_threads=1,
             group_commit_max=config.database.group_commit_max,
@@ -131,9 +134,10 @@ class InstanceWriter:
         return cls(store, broadcast)
 
     def start(self, config: GovmailConfig) -> None:
-        """On the running loop: the text indexer (``storage.text_indexer``) runs beside the
+        """On the running loop: the upkeep (text indexer, blob spiller) runs beside the
         instance's deliveries, so it knows when mail is coming in and yields to it."""
         self.text_indexer = start_text_indexer(self.store, config.search)
+        self.blob_spiller = start_blob_spiller(self.store, config.storage)
 
     def handle(self, reply: Send, request: int, run_many: RunMany, item: Any) -> None:
         """A worker's ``write`` message: run it, then ``reply`` with the outcome."""
@@ -158,8 +162,9 @@ class InstanceWriter:
         """After the workers stopped: finish what was asked, then close the store."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.text_indexer is not None:
-            await self.text_indexer.stop()
+        for upkeep in (self.text_indexer, self.blob_spiller):
+            if upkeep is not None:
+                await upkeep.stop()
         await self.store.close()
 
 

@@ -40,6 +40,7 @@ from mailserver.smtp.mx import MXPolicy
 from mailserver.smtp.protocol import GovmailSMTP, Listener, SMTPPolicy
 from mailserver.smtp.submission import SubmissionPolicy
 from mailserver.tls import ensure_self_signed_cert, server_ssl_context
+from storage.inline_blobs import BlobSpiller, start_blob_spiller
 from storage.text_indexer import TextIndexer, start_text_indexer
 
 log = logging.getLogger("govmail")
@@ -98,6 +99,7 @@ class RunningServer:
     bound: dict[str, str] = field(default_factory=dict)
     accept: dict[str, AcceptFn] = field(default_factory=dict)
     text_indexer: TextIndexer | None = None
+    blob_spiller: BlobSpiller | None = None
 
     async def stop(self, grace: float) -> None:
         for server in self.servers:
@@ -114,8 +116,9 @@ class RunningServer:
                 await asyncio.wait_for(self.api_task, grace)
         if self.queue is not None:
             await self.queue.stop()
-        if self.text_indexer is not None:  # before the store closes: it writes through it
-            await self.text_indexer.stop()
+        for upkeep in (self.text_indexer, self.blob_spiller):  # they write through the store
+            if upkeep is not None:
+                await upkeep.stop()
         await self.instance.store.close()
         log.info("event=stopped aborted_connections=%d", aborted)
 
@@ -173,8 +176,9 @@ async def start_servers(config: GovmailConfig, role: WorkerRole | None = None) -
     )
     await instance.store.start()
     running = RunningServer(instance)
-    if role is None:  # with workers, the supervisor's store commits deliveries and indexes
+    if role is None:  # with workers, the supervisor's store commits deliveries and does these
         running.text_indexer = start_text_indexer(instance.store, config.search)
+        running.blob_spiller = start_blob_spiller(instance.store, config.storage)
     tls = server_ssl_context(config.cert_file, config.key_file)
     loop = asyncio.get_running_loop()
     try:

@@ -46,6 +46,7 @@ from storage.changes import (
     record,
 )
 from storage.fast_sql import Prepared, PreparedRows
+from storage.inline_blobs import insert_inline
 from storage.message_index import IndexedMessage
 from storage.models import Blob, ExpungedMessage, Folder, Mailbox, Message, utcnow
 from storage.search_index import add_texts
@@ -424,15 +425,18 @@ def _charge_quota(session: Session, mailbox_id: int, size: int, enforce: bool) -
 
 
 def _reference_blobs(session: Session, counts: dict[str, tuple[StoredBlob, int]]) -> None:
-    """Count more references: sha256 -> (blob, how many more), in ascending sha256 order."""
+    """Count more references: sha256 -> (blob, how many more), in ascending sha256 order; the
+    bytes of inline blobs are committed with them (storage.inline_blobs)."""
     now = utcnow()
+    ordered = sorted(counts.items())
     _REFERENCE_BLOBS.execute(
         session,
         [
             {"sha256": sha, "size": blob.size, "refcount": count, "created_at": now}
-            for sha, (blob, count) in sorted(counts.items())
+            for sha, (blob, count) in ordered
         ],
     )
+    insert_inline(session, [blob for _, (blob, _) in ordered if blob.inline is not None])
 
 
 def _reference_blob(session: Session, blob: StoredBlob, count: int = 1) -> None:

@@ -210,6 +210,15 @@ class Blob(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class BlobInline(SQLModel, table=True):
+    """The bytes of a small blob, committed with the rows that refer to it, until the blob
+    spiller has written them to the blob's file (storage.inline_blobs)."""
+
+    __tablename__ = "blob_inline"
+    sha256: str = Field(primary_key=True, foreign_key="blob.sha256", max_length=64)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 class AuditEvent(SQLModel, table=True):
     """Who did what to which object, written in the same transaction as the change."""
 

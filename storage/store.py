@@ -111,9 +111,9 @@ class MailStore:
         self._last_checkpoint = 0.0
         # Where ``write_shared`` sends its writes (worker processes: the supervisor's store).
         self.delegate: Delegate | None = None
-        # Called after each commit that carried other than background jobs (the text indexer's
-        # wake-up); and when the last such job was submitted (its idea of "busy").
-        self.after_commit: Callable[[], None] | None = None
+        # Called after each commit that carried other than background jobs (the wake-ups of
+        # storage.upkeep); and when the last such job was submitted (upkeep's idea of "busy").
+        self.commit_listeners: list[Callable[[], None]] = []
         self._last_foreground = 0.0
 
     # ------------------------------------------------------------ lifecycle
@@ -218,8 +218,9 @@ class MailStore:
                 log.error("event=commit_failed jobs=%d error=%r", len(batch), exc)
                 outcomes = [_Outcome(error=exc) for _ in batch]
             self._maybe_checkpoint(loop)
-            if self.after_commit is not None and not all(job.background for job in batch):
-                self.after_commit()
+            if self.commit_listeners and not all(job.background for job in batch):
+                for listener in self.commit_listeners:
+                    listener()
             for job, outcome in zip(batch, outcomes, strict=True):
                 if outcome.changes:
                     self.bus.publish(outcome.changes)
@@ -311,7 +312,9 @@ class MailStore:
 
     def _write_and_index(self, raw: bytes) -> tuple[StoredBlob, IndexedMessage]:
         raw = normalise_line_endings(raw)
-        blob = self.blobs.put(raw)
+        # Every user of store_blob commits the blob with a reference (mailbox_ops), so a small
+        # one may travel inline and be made durable by that commit (storage.inline_blobs).
+        blob = self.blobs.put(raw, may_inline=True)
         _maybe_crash("after_blob_write")
         return blob, index_message(raw)
 

@@ -7,7 +7,7 @@ transaction would be spent under SQLite's one write lock. ``index_pending`` move
 ``search_index_state.indexed_upto`` (migration 0009): every row with an id up to it is in the
 index and none above it is, and search scans the rows above it directly, so results are exact
 however far behind the indexer is. ``TextIndexer`` runs it in one process of an instance, in
-chunks, yielding to deliveries between them.
+chunks, yielding to deliveries between them (``storage.upkeep``).
 
 PostgreSQL needs none of this (its pg_trgm GIN indexes keep a pending list of their own):
 there ``index_pending`` indexes nothing and ``start_text_indexer`` starts nothing.
@@ -15,8 +15,6 @@ there ``index_pending`` indexes nothing and ``start_text_indexer`` starts nothin
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -26,6 +24,7 @@ from sqlmodel import Session
 
 from storage.fast_sql import Prepared
 from storage.search_index import INDEXED_UPTO
+from storage.upkeep import Upkeep
 
 if TYPE_CHECKING:
     from storage.store import MailStore
@@ -117,21 +116,12 @@ class IndexerSettings(Protocol):
     def index_quiet_seconds(self) -> float: ...
 
 
-def _never_busy() -> bool:
-    return False
+class TextIndexer(Upkeep):
+    """Indexes waiting message text through ``store.write``, in chunks (``storage.upkeep``):
+    64 rows of 10 KB are about 25 ms under the write lock, and the pause before each chunk
+    lets deliveries go first."""
 
-
-class TextIndexer:
-    """Indexes waiting message text through ``store.write``, in chunks, until none is left.
-
-    Policy: it must never hold the write lock long while deliveries wait. Each write job
-    indexes at most ``batch`` rows (64 rows of 10 KB: about 25 ms); before each job it sleeps
-    ``pause_seconds``, or ``busy_pause_seconds`` when ``busy()`` says other writes are coming in,
-    so deliveries go first (and keep the CPU) but the indexer still makes progress under
-    constant load. Then it
-    waits for ``wake()`` (called after deliveries in this process) or ``poll_seconds`` (other
-    processes of the instance deliver too). A failure is logged and tried again a poll later.
-    """
+    name = "text_index"
 
     def __init__(
         self,
@@ -139,69 +129,31 @@ class TextIndexer:
         *,
         batch: int = 64,
         pause_seconds: float = 0.01,
-        busy_pause_seconds: float = 0.1,
+        busy_pause_seconds: float = 1.0,
         poll_seconds: float = 5.0,
-        busy: Callable[[], bool] = _never_busy,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
+        super().__init__(
+            batch=batch,
+            pause_seconds=pause_seconds,
+            busy_pause_seconds=busy_pause_seconds,
+            poll_seconds=poll_seconds,
+            busy=busy,
+        )
         self.store = store
-        self.batch = max(1, batch)
-        self.pause_seconds = pause_seconds
-        self.busy_pause_seconds = busy_pause_seconds
-        self.poll_seconds = poll_seconds
-        self.busy = busy
-        self.indexed = 0  # rows indexed by this indexer since it started
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def wake(self) -> None:
-        """New text was committed: index it soon (cheap; call it after every delivery)."""
-        self._wakeup.set()
+    @property
+    def indexed(self) -> int:
+        """Rows indexed by this indexer since it started."""
+        return self.done
 
-    def start(self) -> asyncio.Task[None]:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self.run(), name="govmail-text-indexer")
-        return self._task
+    async def pending(self) -> bool:
+        return await self.store.read(has_pending)
 
-    async def stop(self) -> None:
-        """Cancel the loop; a chunk already handed to the store still commits whole."""
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
-    async def run(self) -> None:
-        """Loop until cancelled."""
-        while True:
-            # Cleared before looking, so a wake() during the pass starts another one.
-            self._wakeup.clear()
-            try:
-                await self.index_while_pending()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("event=text_index_failed error=%r", exc)
-                await asyncio.sleep(self.poll_seconds)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
-
-    async def index_while_pending(self) -> int:
-        """Index chunk after chunk until a chunk comes back short; returns the rows indexed."""
-        if not await self.store.read(has_pending):
-            return 0
-        total = 0
-        batch = self.batch
-        while True:
-            await asyncio.sleep(self.busy_pause_seconds if self.busy() else self.pause_seconds)
-            count = await self.store.write(
-                lambda session: index_pending(session, batch), background=True
-            )
-            total += count
-            self.indexed += count
-            if count < batch:
-                return total
+    async def step(self, batch: int) -> int:
+        return await self.store.write(
+            lambda session: index_pending(session, batch), background=True
+        )
 
 
 def start_text_indexer(store: MailStore, settings: IndexerSettings) -> TextIndexer | None:
@@ -219,6 +171,6 @@ def start_text_indexer(store: MailStore, settings: IndexerSettings) -> TextIndex
         poll_seconds=settings.index_poll_seconds,
         busy=lambda: store.quiet_for() < quiet,
     )
-    store.after_commit = indexer.wake
+    store.commit_listeners.append(indexer.wake)
     indexer.start()
     return indexer

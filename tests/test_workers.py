@@ -15,12 +15,12 @@ import re
 import signal
 import smtplib
 import socket
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.support.process import ServerProcess, govmail_env, run_cli, start_server
 
@@ -187,33 +187,52 @@ def test_a_dead_worker_is_replaced_and_nothing_acknowledged_is_lost(
     assert any("event=stopped workers=2 shared_deliveries=5" in line for line in server.log_lines)
 
 
-def test_the_supervisor_indexes_the_text_of_every_workers_deliveries(
+def test_the_supervisor_indexes_and_spills_what_every_worker_delivered(
     server: ServerProcess, db_url: str, tmp_path: Path
 ) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL's text index is its own (pg_trgm)")
+    """The upkeep runs beside the instance writer: each message's bytes, committed inline with
+    its delivery, reach their blob file, and (SQLite) its text reaches the FTS index."""
     user, password = next(iter(USERS.items()))
     for n in range(6):  # one connection each: the supervisor alternates the workers
         with smtplib.SMTP(*server.bound["smtp_mx"], timeout=WAIT_SECONDS) as smtp:
             smtp.sendmail("ngoai@example.gov.vn", [user], _mail(200 + n, user))
-    database = sqlite3.connect(tmp_path / "inst" / "govmail.sqlite3")
+    url = (
+        db_url if not db_url.startswith("sqlite") else f"sqlite:///{tmp_path}/inst/govmail.sqlite3"
+    )
+    engine = create_engine(url)
+    sqlite = engine.dialect.name == "sqlite"
     deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        (upto,) = database.execute("SELECT indexed_upto FROM search_index_state").fetchone()
-        (last,) = database.execute("SELECT max(id) FROM message_text").fetchone()
-        if upto == last or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert upto == last == 6, (upto, last)
-    hits = database.execute(
-        "SELECT count(*) FROM message_text_fts WHERE message_text_fts MATCH '\"dung 203\"'"
-    ).fetchone()
-    assert hits == (1,)
-    database.close()
+    with engine.connect() as connection:
+        while True:
+            inline = connection.execute(text("SELECT count(*) FROM blob_inline")).scalar_one()
+            last = connection.execute(text("SELECT max(id) FROM message_text")).scalar_one()
+            upto = last
+            if sqlite:
+                upto = connection.execute(
+                    text("SELECT indexed_upto FROM search_index_state")
+                ).scalar_one()
+            connection.rollback()
+            if (inline == 0 and upto == last) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert (inline, upto, last) == (0, 6, 6)
+        digests = connection.execute(text("SELECT sha256 FROM blob")).scalars().all()
+        if sqlite:
+            hits = connection.execute(
+                text("SELECT count(*) FROM message_text_fts WHERE message_text_fts MATCH :q"),
+                {"q": '"dung 203"'},
+            ).scalar_one()
+            assert hits == 1
+    engine.dispose()
+    blobs = tmp_path / "inst" / "blobs"
+    assert len(digests) == 6
+    assert all((blobs / d[:2] / d[2:4] / d).is_file() for d in digests)
     client = _imap(server)
     client.login(user, password)
     client.select("INBOX")
     assert client.uid("SEARCH", "BODY", '"noi dung 203"') == ("OK", [b"4"])
+    typ, data = client.uid("FETCH", "4", "(BODY.PEEK[TEXT])")
+    assert typ == "OK" and b"noi dung 203" in data[0][1]
     client.logout()
 
 
