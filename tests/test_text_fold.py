@@ -184,3 +184,15 @@ def test_ascii_controls_are_removed_on_every_path() -> None:
     assert fold_for_search("a\x00b\x01c\x7fd") == "abcd"
     assert fold_for_search("Đ\x00ường\x1b x") == "duong x"
     assert fold_for_search("plain \x00 ascii with \u2019 quote") == "plain ascii with \u2019 quote"
+
+
+def test_the_bytes_path_for_ascii_equals_the_rule_on_every_space_and_control() -> None:
+    """ASCII text is folded through bytes (translate, collapse double spaces): every ASCII
+    whitespace and control character, in runs and at both ends, gives the rule's result."""
+    alphabet = [chr(code) for code in range(128)] + ["  ", "\r\n", "\t \x1c"]
+    rng = random.Random(20261124)
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert fold_for_search(text) == reference_fold(text), repr(text)
+        vietnamese = "Đường " + text + " phố"  # folds to ASCII, then the same path
+        assert fold_for_search(vietnamese) == reference_fold(vietnamese), repr(vietnamese)
