@@ -17,6 +17,7 @@ already present and is about to reference it (docs/architecture.md).
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import tempfile
@@ -78,6 +79,31 @@ class BlobStore:
         final = self.path_for(sha256)
         if final.exists():
             return StoredBlob(sha256, len(data))
+        new_dirs = self._place(sha256, data, fsync_file=self.fsync)
+        if self.fsync:
+            # The file's own entry, then the entries of any directory made for it.
+            _fsync_dir(final.parent)
+            for directory in reversed(new_dirs):
+                _fsync_dir(directory.parent)
+        return StoredBlob(sha256, len(data))
+
+    def write_files(self, blobs: list[tuple[str, bytes]]) -> None:
+        """``write_file`` for many, durable together: the files are written and renamed into
+        place, then one ``syncfs`` makes them all durable (two fsyncs each otherwise; where
+        ``syncfs`` is missing, that is what happens)."""
+        if not self.fsync or _SYNCFS is None:
+            for sha256, data in blobs:
+                self.write_file(sha256, data)
+            return
+        for sha256, data in blobs:
+            if not self.path_for(sha256).exists():
+                self._place(sha256, data, fsync_file=False)
+        _sync_filesystem(self.root)
+
+    def _place(self, sha256: str, data: bytes, fsync_file: bool) -> list[Path]:
+        """Write ``data`` to a temporary file and rename it to its final name; returns the
+        directories made for it (their parents' entries need an fsync too)."""
+        final = self.path_for(sha256)
         new_dirs = [d for d in (final.parent.parent, final.parent) if not d.exists()]
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", prefix=sha256[:8])
@@ -85,18 +111,13 @@ class BlobStore:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
-                if self.fsync:
+                if fsync_file:
                     os.fsync(handle.fileno())
             os.replace(tmp_name, final)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
-        if self.fsync:
-            # The file's own entry, then the entries of any directory made for it.
-            _fsync_dir(final.parent)
-            for directory in reversed(new_dirs):
-                _fsync_dir(directory.parent)
-        return StoredBlob(sha256, len(data))
+        return new_dirs
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).exists() or sha256 in self._inline([sha256])
@@ -151,6 +172,32 @@ class BlobStore:
             for second in sorted(first.iterdir()):
                 for entry in sorted(second.iterdir()):
                     yield entry.name
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2) (flush one filesystem and wait for it), or None."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _sync_filesystem(path: Path) -> None:
+    assert _SYNCFS is not None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"syncfs failed: {os.strerror(error)}", str(path))
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

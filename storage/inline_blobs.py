@@ -9,7 +9,7 @@ reference is counted): the group commit's single fsync makes a whole batch durab
 
 ``BlobSpiller`` then moves the bytes to their files off the delivery path, as background upkeep
 (``storage.upkeep``) in the process that commits deliveries: it writes each file durably (file
-and directory fsynced, as ``BlobStore.put`` would) and only then deletes the database copy, so
+and directory, or the whole chunk by one ``syncfs``) and only then deletes the database copy, so
 a crash in between leaves both (the next pass finds the file and just deletes the copy). A
 reader that finds neither the file nor the copy looks at the file again (``BlobStore``).
 """
@@ -121,7 +121,7 @@ class BlobSpiller(Upkeep):
         for sha, data in copies:
             if hashlib.sha256(data).hexdigest() != sha:  # never write a wrong file; keep the copy
                 raise ValueError(f"blob_inline {sha} does not hold its content")
-            self.store.blobs.write_file(sha, data)
+        self.store.blobs.write_files(copies)
 
 
 def start_blob_spiller(store: MailStore, settings: SpillSettings) -> BlobSpiller | None:

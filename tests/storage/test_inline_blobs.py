@@ -4,6 +4,7 @@ unreadable in between, on both databases."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -136,3 +137,16 @@ async def test_a_reader_racing_the_spiller_finds_the_file(tmp_path: Path) -> Non
     blob = blobs.put(raw, may_inline=True)
     assert blob.inline == raw
     assert blobs.read(blob.sha256) == raw
+
+
+def test_many_blobs_are_written_together_durably(tmp_path: Path) -> None:
+    """The spiller's chunk: every file in place with its content, the same digests twice is
+    harmless, and with fsync off it is plain writes."""
+    for fsync in (True, False):
+        blobs = BlobStore(tmp_path / f"many-{fsync}", fsync=fsync)
+        contents = [f"Subject: {n}\r\n\r\nnoi dung {n}\r\n".encode() for n in range(20)]
+        items = [(hashlib.sha256(raw).hexdigest(), raw) for raw in contents]
+        blobs.write_files(items)
+        blobs.write_files(items[:3])
+        assert [blobs.path_for(sha).read_bytes() for sha, _ in items] == contents
+        assert not list((blobs.root / "tmp").iterdir())
