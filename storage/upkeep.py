@@ -4,9 +4,10 @@ that yield to mail coming in (the text indexer, the blob spiller).
 An ``Upkeep`` runs one loop per process: when woken (after a commit of other writes) or every
 ``poll_seconds`` (other processes write too) it asks whether work is pending, then does it chunk
 after chunk (``step``, at most ``batch`` items each) until a chunk comes back short. Before each
-chunk it sleeps ``pause_seconds``, or ``busy_pause_seconds`` while ``busy()`` says other writes
-are coming in, so deliveries go first and keep the CPU while the work still moves on under
-constant load. A failure is logged (``event=<name>_failed``) and tried again a poll later.
+chunk it sleeps ``pause_seconds`` and, while ``busy()`` says other writes are coming in, up to
+``busy_pause_seconds`` more (less if the busy spell ends first), so deliveries go first and keep
+the CPU while the work still moves on under constant load. A failure is logged
+(``event=<name>_failed``) and tried again a poll later.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import logging
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
+
+BUSY_CHECK_SECONDS = 0.05
 
 
 def _never_busy() -> bool:
@@ -87,13 +90,23 @@ class Upkeep:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
 
+    async def _pause(self) -> None:
+        """``pause_seconds``; while busy, up to ``busy_pause_seconds``, but no longer than the
+        busy spell (looked at every ``BUSY_CHECK_SECONDS``): the end of a burst is used."""
+        await asyncio.sleep(self.pause_seconds)
+        waited = 0.0
+        while waited < self.busy_pause_seconds and self.busy():
+            step = min(BUSY_CHECK_SECONDS, self.busy_pause_seconds - waited)
+            await asyncio.sleep(step)
+            waited += step
+
     async def work_while_pending(self) -> int:
         """Chunk after chunk until a chunk comes back short; returns the items done."""
         if not await self.pending():
             return 0
         total = 0
         while True:
-            await asyncio.sleep(self.busy_pause_seconds if self.busy() else self.pause_seconds)
+            await self._pause()
             count = await self.step(self.batch)
             total += count
             self.done += count
