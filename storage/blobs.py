@@ -17,7 +17,6 @@ already present and is about to reference it (docs/architecture.md).
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import tempfile
@@ -88,17 +87,20 @@ class BlobStore:
         return StoredBlob(sha256, len(data))
 
     def write_files(self, blobs: list[tuple[str, bytes]]) -> None:
-        """``write_file`` for many, durable together: the files are written and renamed into
-        place, then one ``syncfs`` makes them all durable (two fsyncs each otherwise; where
-        ``syncfs`` is missing, that is what happens)."""
-        if not self.fsync or _SYNCFS is None:
-            for sha256, data in blobs:
-                self.write_file(sha256, data)
-            return
+        """``write_file`` for many: each file fsynced, then each directory they went into
+        fsynced once (not once per file)."""
+        directories: dict[Path, None] = {}
         for sha256, data in blobs:
-            if not self.path_for(sha256).exists():
-                self._place(sha256, data, fsync_file=False)
-        _sync_filesystem(self.root)
+            final = self.path_for(sha256)
+            if final.exists():
+                continue
+            new_dirs = self._place(sha256, data, fsync_file=self.fsync)
+            directories[final.parent] = None
+            for directory in reversed(new_dirs):
+                directories[directory.parent] = None
+        if self.fsync:
+            for directory in directories:
+                _fsync_dir(directory)
 
     def _place(self, sha256: str, data: bytes, fsync_file: bool) -> list[Path]:
         """Write ``data`` to a temporary file and rename it to its final name; returns the
@@ -172,32 +174,6 @@ class BlobStore:
             for second in sorted(first.iterdir()):
                 for entry in sorted(second.iterdir()):
                     yield entry.name
-
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    """Linux's syncfs(2) (flush one filesystem and wait for it), or None."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        function = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int]
-    function.restype = ctypes.c_int
-    return function
-
-
-_SYNCFS = _load_syncfs()
-
-
-def _sync_filesystem(path: Path) -> None:
-    assert _SYNCFS is not None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _SYNCFS(fd) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, f"syncfs failed: {os.strerror(error)}", str(path))
-    finally:
-        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -140,8 +140,8 @@ async def test_a_reader_racing_the_spiller_finds_the_file(tmp_path: Path) -> Non
 
 
 def test_many_blobs_are_written_together_durably(tmp_path: Path) -> None:
-    """The spiller's chunk: every file in place with its content, the same digests twice is
-    harmless, and with fsync off it is plain writes."""
+    """The spiller's chunk: every file in place with its content, and the same digests twice
+    is harmless, with fsync on and off."""
     for fsync in (True, False):
         blobs = BlobStore(tmp_path / f"many-{fsync}", fsync=fsync)
         contents = [f"Subject: {n}\r\n\r\nnoi dung {n}\r\n".encode() for n in range(20)]
