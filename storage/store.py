@@ -219,8 +219,7 @@ class MailStore:
                 outcomes = [_Outcome(error=exc) for _ in batch]
             self._maybe_checkpoint(loop)
             if self.commit_listeners and not all(job.background for job in batch):
-                for listener in self.commit_listeners:
-                    listener()
+                self._tell_listeners()
             for job, outcome in zip(batch, outcomes, strict=True):
                 if outcome.changes:
                     self.bus.publish(outcome.changes)
@@ -231,6 +230,13 @@ class MailStore:
                 else:
                     job.future.set_result(outcome.result)
                 queue.task_done()
+
+    def _tell_listeners(self) -> None:
+        for listener in self.commit_listeners:
+            try:
+                listener()
+            except Exception:  # never let a listener stop the writer (every caller would wait)
+                log.exception("event=commit_listener_failed")
 
     def _maybe_checkpoint(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.db.checkpoint_path is None:
