@@ -28,7 +28,7 @@ from storage.blobs import StoredBlob
 from storage.db import Database
 from storage.fast_sql import Prepared, PreparedRows
 from storage.models import BlobInline
-from storage.upkeep import Upkeep
+from storage.upkeep import StoreUpkeep
 
 if TYPE_CHECKING:
     from storage.store import MailStore
@@ -93,14 +93,10 @@ class SpillSettings(Protocol):
     def spill_quiet_seconds(self) -> float: ...
 
 
-class BlobSpiller(Upkeep):
+class BlobSpiller(StoreUpkeep):
     """Writes inline blobs to their files, in digest order, then deletes the copies."""
 
     name = "blob_spill"
-
-    def __init__(self, store: MailStore, **pacing: float | int | Callable[[], bool]) -> None:
-        super().__init__(**pacing)  # type: ignore[arg-type]
-        self.store = store
 
     async def pending(self) -> bool:
         return await self.store.read(lambda session: _ANY.first(session) is not None)
@@ -133,14 +129,11 @@ def start_blob_spiller(store: MailStore, settings: SpillSettings) -> BlobSpiller
     None when blobs are never inline."""
     if store.blobs.inline_max_bytes <= 0:
         return None
-    quiet = settings.spill_quiet_seconds
     spiller = BlobSpiller(
         store,
         batch=settings.spill_batch,
         busy_pause_seconds=settings.spill_busy_pause_seconds,
         poll_seconds=settings.spill_poll_seconds,
-        busy=lambda: store.quiet_for() < quiet,
     )
-    store.commit_listeners.append(spiller.wake)
-    spiller.start()
+    spiller.attach(settings.spill_quiet_seconds)
     return spiller

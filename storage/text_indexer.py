@@ -16,7 +16,6 @@ there ``index_pending`` indexes nothing and ``start_text_indexer`` starts nothin
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import text
@@ -24,7 +23,7 @@ from sqlmodel import Session
 
 from storage.fast_sql import Prepared
 from storage.search_index import INDEXED_UPTO
-from storage.upkeep import Upkeep
+from storage.upkeep import StoreUpkeep
 
 if TYPE_CHECKING:
     from storage.store import MailStore
@@ -116,31 +115,12 @@ class IndexerSettings(Protocol):
     def index_quiet_seconds(self) -> float: ...
 
 
-class TextIndexer(Upkeep):
+class TextIndexer(StoreUpkeep):
     """Indexes waiting message text through ``store.write``, in chunks (``storage.upkeep``):
     64 rows of 10 KB are about 25 ms under the write lock, and the pause before each chunk
     lets deliveries go first."""
 
     name = "text_index"
-
-    def __init__(
-        self,
-        store: MailStore,
-        *,
-        batch: int = 64,
-        pause_seconds: float = 0.01,
-        busy_pause_seconds: float = 1.0,
-        poll_seconds: float = 5.0,
-        busy: Callable[[], bool] = lambda: False,
-    ) -> None:
-        super().__init__(
-            batch=batch,
-            pause_seconds=pause_seconds,
-            busy_pause_seconds=busy_pause_seconds,
-            poll_seconds=poll_seconds,
-            busy=busy,
-        )
-        self.store = store
 
     @property
     def indexed(self) -> int:
@@ -162,15 +142,12 @@ def start_text_indexer(store: MailStore, settings: IndexerSettings) -> TextIndex
     the store as busy until ``index_quiet_seconds`` after the last of them was asked for."""
     if not store.db.is_sqlite:
         return None
-    quiet = settings.index_quiet_seconds
     indexer = TextIndexer(
         store,
         batch=settings.index_batch,
         pause_seconds=settings.index_pause_seconds,
         busy_pause_seconds=settings.index_busy_pause_seconds,
         poll_seconds=settings.index_poll_seconds,
-        busy=lambda: store.quiet_for() < quiet,
     )
-    store.commit_listeners.append(indexer.wake)
-    indexer.start()
+    indexer.attach(settings.index_quiet_seconds)
     return indexer

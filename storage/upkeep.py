@@ -16,6 +16,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from storage.store import MailStore
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +116,19 @@ class Upkeep:
             self.done += count
             if count < self.batch:
                 return total
+
+
+class StoreUpkeep(Upkeep):
+    """Upkeep that works through a store (its reads, writes and I/O threads)."""
+
+    def __init__(self, store: MailStore, **pacing: Any) -> None:
+        super().__init__(**pacing)
+        self.store = store
+
+    def attach(self, quiet_seconds: float) -> None:
+        """Run beside the store's other writes: woken by their commits, and counting the store
+        busy until ``quiet_seconds`` after the last of them was asked for."""
+        store = self.store
+        self.busy = lambda: store.quiet_for() < quiet_seconds
+        store.commit_listeners.append(self.wake)
+        self.start()
