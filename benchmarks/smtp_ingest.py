@@ -10,7 +10,7 @@ temporary directory):
 - peak RSS of the server side (sum over its processes, sampled every 50 ms);
 - lost: accepted but not visible;
 - settled msg/s and server CPU until settled: govmail leaves two jobs for after a burst (the
-  SQLite FTS5 index of the text, and writing small messages from the database to their blob
+  text index, FTS5 or pg_trgm, and writing small messages from the database to their blob
   files); "settled" is when both are done, and the CPU column until then includes them. For
   Postfix + Dovecot settled is end-to-end (no such work is left).
 Every side keeps its durability: govmail commits the message (inside the database transaction
@@ -314,7 +314,7 @@ def run_govmail(backend: str, args: argparse.Namespace, work: Path) -> list[Resu
 
 def wait_settled(url: str, timeout: float) -> None:
     """Until govmail's upkeep is done: no message left only in the database (blob_inline)
-    and, on SQLite, every text row in the FTS index."""
+    and every text row in the text index."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
@@ -323,13 +323,16 @@ def wait_settled(url: str, timeout: float) -> None:
         with engine.connect() as connection:
             while time.monotonic() < deadline:
                 inline = connection.execute(text("SELECT count(*) FROM blob_inline")).scalar()
-                behind = 0
                 if engine.dialect.name == "sqlite":
                     behind = connection.execute(
                         text(
                             "SELECT count(*) FROM message_text WHERE id > "
                             "(SELECT indexed_upto FROM search_index_state)"
                         )
+                    ).scalar()
+                else:
+                    behind = connection.execute(
+                        text("SELECT count(*) FROM message_text WHERE NOT indexed")
                     ).scalar()
                 connection.rollback()
                 if not inline and not behind:

@@ -12,7 +12,8 @@ adds rows to the FTS5 table afterwards, in id order, and keeps a watermark, ``in
 (migration 0009), below which every row is indexed and above which none is. The index plan
 therefore also scans this folder's rows above the watermark, with the scan plan's condition,
 in the same statement: results are exact whether or not the indexer has caught up. On
-PostgreSQL the GIN indexes are kept by PostgreSQL in the delivery's transaction, as before.
+PostgreSQL the GIN indexes are partial, over the rows the indexer has marked ``indexed``
+(migration 0011); the index plan adds the unmarked rows, scanned, in the same statement.
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ def _indexed(field: TextField) -> Prepared:
     (storage/text_indexer.py); the rows above it, the few the indexer has not reached yet, are
     taken by id range, kept to this folder's messages, and only those are scanned with the
     scan plan's condition. One statement reads the index, the watermark and the tail in one
-    snapshot, so each text is counted exactly once, indexed or not.
+    snapshot, so each text is counted exactly once, indexed or not. On PostgreSQL the same
+    holds with the ``indexed`` mark in place of the watermark.
     """
 
     def build(dialect: str) -> TextClause:
@@ -163,10 +165,13 @@ def _indexed(field: TextField) -> Prepared:
                 "SELECT tail.uid FROM tail JOIN message_text t ON t.id = tail.id "
                 f"WHERE {_like_condition(field)}"
             )
-        # PostgreSQL: LIKE answered by the pg_trgm GIN indexes.
+        # PostgreSQL: LIKE answered by the partial pg_trgm GIN indexes over the indexed rows,
+        # and by a scan of the rows not indexed yet (found by their own partial index).
         return text(
             "WITH hits AS MATERIALIZED (SELECT t.blob_sha256 FROM message_text t "
-            f"WHERE {_like_condition(field)}) "
+            f"WHERE t.indexed AND {_like_condition(field)} "
+            "UNION ALL SELECT t.blob_sha256 FROM message_text t "
+            f"WHERE NOT t.indexed AND {_like_condition(field)}) "
             "SELECT m.uid FROM hits JOIN message m ON m.blob_sha256 = hits.blob_sha256 "
             "WHERE m.folder_id = :folder"
         )

@@ -1,4 +1,4 @@
-"""The background indexer: new message text enters SQLite's FTS5 index after delivery, not in it.
+"""The background indexer: new message text enters the text index after delivery, not in it.
 
 A delivery writes one ``message_text`` row per new content (storage.search_index) and nothing
 else: trigram-indexing 10 KB of text costs about 0.4 ms of CPU, which inside the delivery
@@ -9,8 +9,10 @@ index and none above it is, and search scans the rows above it directly, so resu
 however far behind the indexer is. ``TextIndexer`` runs it in one process of an instance, in
 chunks, yielding to deliveries between them (``storage.upkeep``).
 
-PostgreSQL needs none of this (its pg_trgm GIN indexes keep a pending list of their own):
-there ``index_pending`` indexes nothing and ``start_text_indexer`` starts nothing.
+On PostgreSQL the pg_trgm GIN indexes are partial, over the rows marked ``indexed`` (migration
+0011); a delivery inserts its row unmarked and ``index_pending`` marks the oldest ones, which is
+when PostgreSQL indexes them. A flag, not a watermark: PostgreSQL hands out ids before commit,
+so they do not follow commit order. Search scans the unmarked rows the same way.
 """
 
 from __future__ import annotations
@@ -64,6 +66,17 @@ def _is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
+_PG_ANY_PENDING = Prepared(
+    lambda _dialect: text("SELECT EXISTS (SELECT 1 FROM message_text WHERE NOT indexed)")
+)
+_PG_MARK_CHUNK = Prepared(
+    lambda _dialect: text(
+        "UPDATE message_text SET indexed = true WHERE id IN (SELECT id FROM message_text "
+        "WHERE NOT indexed ORDER BY id LIMIT :limit)"
+    )
+)
+
+
 def indexed_upto(session: Session) -> int | None:
     """The watermark: the highest message_text id in the FTS index (None on PostgreSQL)."""
     if not _is_sqlite(session):
@@ -74,10 +87,9 @@ def indexed_upto(session: Session) -> int | None:
 
 
 def has_pending(session: Session) -> bool:
-    """Whether any message_text row waits for the index (never on PostgreSQL)."""
-    if not _is_sqlite(session):
-        return False
-    row = _ANY_PENDING.first(session)
+    """Whether any message_text row waits for the index."""
+    statement = _ANY_PENDING if _is_sqlite(session) else _PG_ANY_PENDING
+    row = statement.first(session)
     return row is not None and bool(row[0])
 
 
@@ -85,12 +97,15 @@ def index_pending(session: Session, limit: int) -> int:
     """Index up to ``limit`` waiting rows, lowest ids first, in the caller's write transaction.
 
     Returns how many were indexed; fewer than ``limit`` means none was left waiting. The rows
-    and the new watermark commit together, so running it again (or after a rollback) neither
-    skips nor repeats a row. A no-op returning 0 on PostgreSQL.
+    and the new watermark (PostgreSQL: their marks) commit together, so running it again (or
+    after a rollback) neither skips nor repeats a row.
     """
-    after = indexed_upto(session)
-    if after is None or limit <= 0:
+    if limit <= 0:
         return 0
+    if not _is_sqlite(session):
+        return int(_PG_MARK_CHUNK.rowcount(session, {"limit": limit}))
+    after = indexed_upto(session)
+    assert after is not None
     row = _NEXT_CHUNK.first(session, {"after": after, "limit": limit})
     if row is None or int(row[0]) == 0:
         return 0
@@ -136,12 +151,10 @@ class TextIndexer(StoreUpkeep):
         )
 
 
-def start_text_indexer(store: MailStore, settings: IndexerSettings) -> TextIndexer | None:
+def start_text_indexer(store: MailStore, settings: IndexerSettings) -> TextIndexer:
     """Start the indexer of an instance on the store that commits its deliveries (call it in
-    one process only); None on PostgreSQL. Each commit of other writes wakes it, and it counts
-    the store as busy until ``index_quiet_seconds`` after the last of them was asked for."""
-    if not store.db.is_sqlite:
-        return None
+    one process only). Each commit of other writes wakes it, and it counts the store as busy
+    until ``index_quiet_seconds`` after the last of them was asked for."""
     indexer = TextIndexer(
         store,
         batch=settings.index_batch,

@@ -191,7 +191,7 @@ def test_the_supervisor_indexes_and_spills_what_every_worker_delivered(
     server: ServerProcess, db_url: str, tmp_path: Path
 ) -> None:
     """The upkeep runs beside the instance writer: each message's bytes, committed inline with
-    its delivery, reach their blob file, and (SQLite) its text reaches the FTS index."""
+    its delivery, reach their blob file, and its text reaches the text index."""
     user, password = next(iter(USERS.items()))
     for n in range(6):  # one connection each: the supervisor alternates the workers
         with smtplib.SMTP(*server.bound["smtp_mx"], timeout=WAIT_SECONDS) as smtp:
@@ -206,10 +206,13 @@ def test_the_supervisor_indexes_and_spills_what_every_worker_delivered(
         while True:
             inline = connection.execute(text("SELECT count(*) FROM blob_inline")).scalar_one()
             last = connection.execute(text("SELECT max(id) FROM message_text")).scalar_one()
-            upto = last
             if sqlite:
                 upto = connection.execute(
                     text("SELECT indexed_upto FROM search_index_state")
+                ).scalar_one()
+            else:  # PostgreSQL marks rows instead (migration 0011)
+                upto = connection.execute(
+                    text("SELECT max(id) FROM message_text WHERE indexed")
                 ).scalar_one()
             connection.rollback()
             if (inline == 0 and upto == last) or time.monotonic() > deadline:

@@ -31,9 +31,9 @@ INDEX_BEFORE_SEARCH = False
 
 @pytest.fixture(autouse=True, params=["folder scan", "index, not yet indexed", "index, indexed"])
 def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs on both plans: small folders are scanned, large ones use the index; on
-    SQLite the index plan both before the background indexer ran (the tail scan answers) and
-    after (the FTS index does)."""
+    """Every test runs on both plans: small folders are scanned, large ones use the index, both
+    before the background indexer ran (the scan of the unindexed rows answers) and after (the
+    FTS5 or pg_trgm index does)."""
     if request.param != "folder scan":
         monkeypatch.setattr(search_index, "SCAN_FOLDER_MAX", -1)
     monkeypatch.setattr(

@@ -142,8 +142,8 @@ async def eventually(condition: Callable[[], bool], what: str, tries: int = 500)
 async def test_text_not_yet_indexed_is_found_and_then_found_once(mail_store: MailStore) -> None:
     _, folder_id = await inbox_with(mail_store, 3)
     sqlite = mail_store.db.is_sqlite
+    assert await mail_store.read(has_pending)
     if sqlite:
-        assert await mail_store.read(has_pending)
         assert await mail_store.read(lambda s: fts_rowids(s, "van ban")) == []
     for field in (TextField.BODY, TextField.TEXT):
         assert await search(mail_store, folder_id, "văn bản số 2", field) == {2}
@@ -153,7 +153,7 @@ async def test_text_not_yet_indexed_is_found_and_then_found_once(mail_store: Mai
     assert await search(mail_store, folder_id, "note 1", TextField.TEXT) == {1}
     assert await search(mail_store, folder_id, "note 1", TextField.BODY) == set()
 
-    assert await index_all(mail_store) == (3 if sqlite else 0)
+    assert await index_all(mail_store) == 3
     if sqlite:
         assert await mail_store.read(lambda s: fts_rowids(s, "van ban")) == [1, 2, 3]
     for field in (TextField.BODY, TextField.TEXT):
@@ -168,8 +168,7 @@ async def test_text_not_yet_indexed_is_found_and_then_found_once(mail_store: Mai
     await mail_store.append(mailbox_id, "INBOX", note(1))  # a content indexed long ago
     other = await folder_of(mail_store, mailbox_id)
     assert other.id is not None
-    if sqlite:
-        assert await mail_store.write(lambda s: index_pending(s, 1)) == 1
+    assert await mail_store.write(lambda s: index_pending(s, 1)) == 1
     plan = await mail_store.read(
         lambda s: index_plan_uids(s, other.id or 0, "van ban", TextField.BODY)
     )
@@ -237,14 +236,33 @@ async def test_a_rolled_back_chunk_leaves_the_watermark(sqlite_store: MailStore)
     assert await sqlite_store.read(fts_consistent)
 
 
-async def test_index_pending_is_a_no_op_on_postgresql(mail_store: MailStore) -> None:
-    await inbox_with(mail_store, 2)
+async def test_on_postgresql_rows_are_marked_oldest_first_and_the_index_plan_sees_both(
+    mail_store: MailStore,
+) -> None:
+    """PostgreSQL (migration 0011): a delivery's row is unmarked, index_pending marks the
+    oldest ones within its limit, and the GIN-index plan finds marked and unmarked alike."""
     if mail_store.db.is_sqlite:
         pytest.skip("the PostgreSQL half of the test")
-    assert await mail_store.write(lambda s: index_pending(s, 64)) == 0
-    assert await mail_store.read(indexed_upto) is None
+    _, folder_id = await inbox_with(mail_store, 3)
+
+    def marks(session: Session) -> list[bool]:
+        rows = session.execute(text("SELECT indexed FROM message_text ORDER BY id"))
+        return [bool(row[0]) for row in rows]
+
+    def found(session: Session) -> list[int]:  # the index plan (the autouse fixture)
+        return index_plan_uids(session, folder_id, "van ban", TextField.BODY)
+
+    assert await mail_store.read(marks) == [False, False, False]
+    assert await mail_store.read(has_pending)
+    everything = await mail_store.read(found)
+    assert everything == [1, 2, 3]
+    assert await mail_store.write(lambda s: index_pending(s, 2)) == 2
+    assert await mail_store.read(marks) == [True, True, False]
+    assert await mail_store.read(found) == everything
+    assert await mail_store.write(lambda s: index_pending(s, 2)) == 1  # short: none left
     assert not await mail_store.read(has_pending)
-    assert start_text_indexer(mail_store, SearchSection()) is None
+    assert await mail_store.read(found) == everything
+    assert await mail_store.read(indexed_upto) is None  # no watermark there
 
 
 # ---------------------------------------------------------------- deletes keep FTS consistent
