@@ -9,7 +9,10 @@ load: durability is never weakened, its cost is shared.
 
 One writer thread per process by default, on both databases: with batching, one transaction at
 a time carries all waiting writes, while several writers on PostgreSQL would mostly queue on the
-same folder rows (worker processes still make several batches run at once).
+same folder rows. With worker processes, deliveries (``write_shared``) go to one store for the
+whole instance, the supervisor's (``delegate``; mailserver.instance_writer); each worker's own
+store keeps its other writes. Background upkeep (storage.upkeep) writes with
+``background=True``: it is not counted as activity (``quiet_for``) and wakes nobody.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class _Job:
     # Jobs that run faster together (``write_batched``): the function and this job's item.
     run_many: Callable[[Session, list[Any]], list[Any]] | None = None
     item: Any = None
-    background: bool = False  # upkeep (the text indexer): neither "activity" nor a wake-up
+    background: bool = False  # upkeep (indexer, spiller): neither "activity" nor a wake-up
 
 
 @dataclass
