@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,17 +38,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return create_database(base, f"t_{uuid.uuid4().hex[:12]}")
 
 
-@pytest.fixture
-async def mail_store(tmp_path: Path, db_url: str) -> AsyncIterator[MailStore]:
-    """A migrated, empty store (no servers) on each backend."""
-    db = open_database(db_url)
+@asynccontextmanager
+async def migrated_store(url: str, blobs: Path) -> AsyncIterator[MailStore]:
+    """A started store on a migrated database at ``url``, closed afterwards."""
+    db = open_database(url)
     upgrade_to_head(db)
-    store = MailStore(db, BlobStore(tmp_path / "blobs"))
+    store = MailStore(db, BlobStore(blobs))
     await store.start()
     try:
         yield store
     finally:
         await store.close()
+
+
+@pytest.fixture
+async def mail_store(tmp_path: Path, db_url: str) -> AsyncIterator[MailStore]:
+    """A migrated, empty store (no servers) on each backend."""
+    async with migrated_store(db_url, tmp_path / "blobs") as store:
+        yield store
 
 
 @pytest.fixture

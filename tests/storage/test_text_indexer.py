@@ -33,6 +33,7 @@ from storage.text_indexer import (
     indexed_upto,
     start_text_indexer,
 )
+from tests.conftest import migrated_store
 from tests.storage.test_mailbox_semantics import folder_of, make_mailbox
 
 T = TypeVar("T")
@@ -52,14 +53,9 @@ def index_plan(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def sqlite_store(tmp_path: Path) -> AsyncIterator[MailStore]:
-    db = open_database(f"sqlite:///{tmp_path / 'govmail.sqlite3'}")
-    upgrade_to_head(db)
-    store = MailStore(db, BlobStore(tmp_path / "blobs"))
-    await store.start()
-    try:
+    url = f"sqlite:///{tmp_path / 'govmail.sqlite3'}"
+    async with migrated_store(url, tmp_path / "blobs") as store:
         yield store
-    finally:
-        await store.close()
 
 
 async def inbox_with(store: MailStore, count: int) -> tuple[int, int]:

@@ -28,16 +28,7 @@ def upgrade() -> None:
         return
     op.execute("ALTER TABLE message_text ADD COLUMN indexed boolean NOT NULL DEFAULT true")
     op.execute("ALTER TABLE message_text ALTER COLUMN indexed SET DEFAULT false")
-    op.execute("DROP INDEX IF EXISTS ix_message_text_body_trgm")
-    op.execute("DROP INDEX IF EXISTS ix_message_text_headers_trgm")
-    op.execute(
-        "CREATE INDEX ix_message_text_body_trgm ON message_text "
-        "USING gin (body gin_trgm_ops) WHERE indexed"
-    )
-    op.execute(
-        "CREATE INDEX ix_message_text_headers_trgm ON message_text "
-        "USING gin (headers gin_trgm_ops) WHERE indexed"
-    )
+    _trigram_indexes(" WHERE indexed")
     op.execute("CREATE INDEX ix_message_text_unindexed ON message_text (id) WHERE NOT indexed")
 
 
@@ -45,13 +36,15 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("DROP INDEX IF EXISTS ix_message_text_unindexed")
-    op.execute("DROP INDEX IF EXISTS ix_message_text_body_trgm")
-    op.execute("DROP INDEX IF EXISTS ix_message_text_headers_trgm")
-    op.execute("ALTER TABLE message_text DROP COLUMN indexed")
-    op.execute(
-        "CREATE INDEX ix_message_text_body_trgm ON message_text USING gin (body gin_trgm_ops)"
-    )
-    op.execute(
-        "CREATE INDEX ix_message_text_headers_trgm ON message_text "
-        "USING gin (headers gin_trgm_ops)"
-    )
+    op.execute("ALTER TABLE message_text DROP COLUMN indexed")  # drops the partial indexes too
+    _trigram_indexes("")
+
+
+def _trigram_indexes(where: str) -> None:
+    """The pg_trgm GIN indexes of 0002, over the rows ``where`` says (all: empty)."""
+    for column in ("body", "headers"):
+        op.execute(f"DROP INDEX IF EXISTS ix_message_text_{column}_trgm")
+        op.execute(
+            f"CREATE INDEX ix_message_text_{column}_trgm ON message_text "
+            f"USING gin ({column} gin_trgm_ops){where}"
+        )
