@@ -40,6 +40,7 @@ class Pair:
     # Batches each store ran itself.
     batches: dict[str, int] = field(default_factory=lambda: {"supervisor": 0, "worker": 0})
     handle_writes: bool = True
+    request_seen: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _count_batches(store: MailStore, pair: Pair, name: str) -> None:
@@ -63,7 +64,10 @@ async def pair(mail_store: MailStore) -> AsyncIterator[Pair]:
     state: dict[str, Pair] = {}
 
     def on_supervisor(message: Message, fds: list[int]) -> None:
-        if message[0] == "write" and state["pair"].handle_writes:
+        if message[0] != "write":
+            return
+        state["pair"].request_seen.set()
+        if state["pair"].handle_writes:
             writer.handle(supervisor_end.send, message[1], message[2], message[3])
 
     def on_worker(message: Message, fds: list[int]) -> None:
@@ -144,10 +148,7 @@ async def test_a_broken_link_fails_the_waiting_writes(pair: Pair) -> None:
     an = await make_mailbox(pair.supervisor, "an@sotest.gov.vn")
     pair.handle_writes = False  # the request arrives and is never answered
     waiting = asyncio.create_task(store_and_queue(pair.worker, message(1), _to(an), OPTIONS))
-    for _ in range(10_000):  # until the request is on its way (a few loop turns)
-        if pair.remote._waiting:
-            break
-        await asyncio.sleep(0)
+    await asyncio.wait_for(pair.request_seen.wait(), 10)  # arrived, and will not be answered
     assert pair.remote._waiting
     pair.supervisor_link.close()
     with pytest.raises(WriterGone):
