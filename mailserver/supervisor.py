@@ -89,13 +89,13 @@ class Supervisor:
     async def run(self) -> None:
         config = self.config
         await asyncio.to_thread(self._prepare)
-        self.writer = await asyncio.to_thread(InstanceWriter.open, config, self._broadcast)
-        self.writer.start(config)
         self._bind()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         try:
+            self.writer = await asyncio.to_thread(InstanceWriter.open, config, self._broadcast)
+            self.writer.start(config)
             for index in range(self.count):
                 self._spawn(index)
             bound = await self._wait_ready()

@@ -75,26 +75,19 @@ class BlobStore:
 
     def write_file(self, sha256: str, data: bytes) -> StoredBlob:
         """Write ``data`` durably as the file of ``sha256`` (unless it is there already)."""
-        final = self.path_for(sha256)
-        if final.exists():
-            return StoredBlob(sha256, len(data))
-        new_dirs = self._place(sha256, data, fsync_file=self.fsync)
-        if self.fsync:
-            # The file's own entry, then the entries of any directory made for it.
-            _fsync_dir(final.parent)
-            for directory in reversed(new_dirs):
-                _fsync_dir(directory.parent)
+        self.write_files([(sha256, data)])
         return StoredBlob(sha256, len(data))
 
     def write_files(self, blobs: list[tuple[str, bytes]]) -> None:
-        """``write_file`` for many: each file fsynced, then each directory they went into
-        fsynced once (not once per file)."""
+        """Write each as its file: the file fsynced, renamed into place, then each directory
+        that got a new entry fsynced once (not once per file)."""
         directories: dict[Path, None] = {}
         for sha256, data in blobs:
             final = self.path_for(sha256)
             if final.exists():
                 continue
             new_dirs = self._place(sha256, data, fsync_file=self.fsync)
+            # The file's own entry, then the entries of any directory made for it.
             directories[final.parent] = None
             for directory in reversed(new_dirs):
                 directories[directory.parent] = None

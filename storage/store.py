@@ -117,7 +117,7 @@ class MailStore:
         # Called after each commit that carried other than background jobs (the wake-ups of
         # storage.upkeep); and when the last such job was submitted (upkeep's idea of "busy").
         self.commit_listeners: list[Callable[[], None]] = []
-        self._last_foreground = 0.0
+        self._last_foreground = float("-inf")  # never: quiet for ever
 
     # ------------------------------------------------------------ lifecycle
 

@@ -105,9 +105,8 @@ def _drop_ascii_controls(text: str) -> str:
     return text.encode("ascii").translate(None, _ASCII_CONTROL_BYTES).decode("ascii")
 
 
-def _collapse_ascii_spaces(text: str) -> str:
-    """``" ".join(text.split())`` for ASCII text."""
-    data = text.encode("ascii").translate(_ASCII_SPACES)
+def _collapse_ascii_spaces(data: bytes) -> str:
+    """``" ".join(text.split())`` for ASCII text whose spaces are all b" " already."""
     while b"  " in data:
         data = data.replace(b"  ", b" ")
     return data.strip(b" ").decode("ascii")
@@ -115,9 +114,12 @@ def _collapse_ascii_spaces(text: str) -> str:
 
 def fold_for_search(text: str) -> str:
     """Fold a message's text for the search index: no case, no marks, đ -> d, one space."""
+    if text.isascii():  # the common case: one pass (lower, drop controls, spaces) in bytes
+        data = text.lower().encode("ascii").translate(_ASCII_SPACES, _ASCII_CONTROL_BYTES)
+        return _collapse_ascii_spaces(data)
     folded = _fold_characters(text)
     if folded.isascii():
-        return _collapse_ascii_spaces(folded)
+        return _collapse_ascii_spaces(folded.encode("ascii").translate(_ASCII_SPACES))
     return " ".join(folded.split())
 
 

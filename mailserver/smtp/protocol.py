@@ -47,6 +47,10 @@ MAIL_LINE_LIMIT = 512 + 26 + 10 + 100 + 32
 RCPT_LINE_LIMIT = 512 + 500 + 32
 
 
+# Replies held for one write at most (a client pipelining for ever is not buffered for ever).
+MAX_HELD_REPLY_BYTES = 4096
+
+
 @dataclass(frozen=True)
 class AcceptedRecipient:
     """A recipient that got 250 at RCPT, with what it resolved to."""
@@ -118,6 +122,7 @@ class GovmailSMTP(SMTP):
         self._counted: asyncio.BaseTransport | None = None
         self._in_ehlo = False
         self._held: list[bytes] = []  # replies not yet written (see ``push``)
+        self._held_bytes = 0
         self.command_size_limits = collections.defaultdict(
             lambda: SMTP.command_size_limit, {"MAIL": MAIL_LINE_LIMIT, "RCPT": RCPT_LINE_LIMIT}
         )
@@ -173,7 +178,8 @@ class GovmailSMTP(SMTP):
         client's next command is already here (PIPELINING, RFC 2920 3.1: the replies of a group
         may be sent together). So EHLO goes out in one write, and a pipelined MAIL, RCPT, DATA
         in one with the 354. Any other reply (354, 220 before TLS, errors) is written at once,
-        with whatever waited before it.
+        with whatever waited before it, and so is everything once ``MAX_HELD_REPLY_BYTES`` wait:
+        a client that pipelines without reading meets the socket's backpressure, as before.
         """
         # RFC 2034 3: every reply but the greeting and the EHLO/HELO answer carries a code.
         session = self.session
@@ -184,10 +190,14 @@ class GovmailSMTP(SMTP):
         else:  # AUTH's challenges come as bytes
             line = status
         self._held.append(line + b"\r\n")
-        if line[3:4] == b"-" or (line.startswith(b"250") and self._next_command_buffered()):
+        self._held_bytes += len(line) + 2
+        if self._held_bytes <= MAX_HELD_REPLY_BYTES and (
+            line[3:4] == b"-" or (line.startswith(b"250") and self._next_command_buffered())
+        ):
             return
         data = b"".join(self._held)
         self._held.clear()
+        self._held_bytes = 0
         self._writer.write(data)
         await self._writer.drain()
 

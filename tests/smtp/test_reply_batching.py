@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailserver.smtp.protocol import GovmailSMTP
+from mailserver.smtp.protocol import MAX_HELD_REPLY_BYTES, GovmailSMTP
 from tests.smtp.helpers import DOMAIN, folder_messages, message
 from tests.support.harness import LiveServer
 
@@ -65,5 +65,25 @@ async def test_ehlo_and_a_pipelined_group_each_go_out_in_one_write(
     final = await _until(reader, b"221 ")
     assert [line[:3] for line in final] == [b"250", b"221"]
     assert len(await folder_messages(live_server, USER)) == 1
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_a_client_pipelining_without_reading_is_not_buffered_without_bound(
+    live_server: LiveServer, server_writes: list[bytes]
+) -> None:
+    """2,000 NOOPs in one go: every reply comes back, in writes of bounded size (so the socket's
+    backpressure still reaches a client that never reads)."""
+    reader, writer = await asyncio.open_connection(*live_server.address("smtp_mx"))
+    await _until(reader, b"220 ")
+    writer.write(b"EHLO peer.example.org\r\n")
+    await _until(reader, b"250 ")
+    before = len(server_writes)
+    writer.write(b"NOOP\r\n" * 2000 + b"QUIT\r\n")
+    replies = await _until(reader, b"221 ")
+    assert len(replies) == 2001 and all(line.startswith(b"250 ") for line in replies[:-1])
+    writes = server_writes[before:]
+    assert len(writes) > 1
+    assert max(map(len, writes)) <= MAX_HELD_REPLY_BYTES + 100
     writer.close()
     await writer.wait_closed()

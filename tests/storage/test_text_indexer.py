@@ -478,3 +478,40 @@ async def test_migration_0009_keeps_what_the_old_trigger_indexed(tmp_path: Path)
         assert await search(store, folder_id, "giay moi", TextField.BODY) == {4, 5}
     finally:
         await store.close()
+
+
+async def test_migration_0011_on_postgresql_keeps_rows_indexed_and_marks_new_ones_later(
+    tmp_path: Path, db_url: str
+) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's migration")
+    db = open_database(db_url)
+    migrate(db, command.upgrade, "0005", "0007", "0010")  # every branch, up to before 0011
+    store = MailStore(db, BlobStore(tmp_path / "blobs"))
+    await store.start()
+
+    def marks(session: Session) -> list[bool]:
+        return [bool(r[0]) for r in session.execute(text("SELECT indexed FROM message_text"))]
+
+    def partial(session: Session) -> list[str]:
+        rows = session.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'ix_message_text_%'")
+        )
+        return sorted(str(row[0]).partition(" USING ")[2] for row in rows)
+
+    try:
+        _, folder_id = await inbox_with(store, 2)  # indexed by the full GIN indexes
+        upgrade_to_head(db)
+        assert run(db, marks) == [True, True]  # what was there is in the index already
+        assert run(db, partial) == [
+            "btree (id) WHERE (NOT indexed)",
+            "gin (body gin_trgm_ops) WHERE indexed",
+            "gin (headers gin_trgm_ops) WHERE indexed",
+        ]
+        assert not run(db, has_pending)
+        mailbox_id = await make_mailbox(store, "binh@sotest.gov.vn")
+        await store.append(mailbox_id, "INBOX", note(3, "giay moi"))
+        assert sorted(run(db, marks)) == [False, True, True]
+        assert await search(store, folder_id, "van ban", TextField.BODY) == {1, 2}
+    finally:
+        await store.close()

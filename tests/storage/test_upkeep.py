@@ -4,7 +4,11 @@ pause only while mail comes in, and that pause cut short when the busy spell end
 from __future__ import annotations
 
 import asyncio
+import logging
 
+import pytest
+
+from storage.store import MailStore
 from storage.upkeep import Upkeep
 
 
@@ -53,3 +57,26 @@ async def test_under_constant_load_each_chunk_waits_the_busy_pause() -> None:
     assert await asyncio.wait_for(upkeep.work_while_pending(), 10) == 3
     assert loop.time() - started >= 3 * 0.12  # chunks still go on, one per pause
     assert upkeep.left == 0
+
+
+async def test_background_writes_are_not_activity_and_wake_nobody(mail_store: MailStore) -> None:
+    woken: list[str] = []
+    mail_store.commit_listeners.append(lambda: woken.append("commit"))
+    await mail_store.write(lambda session: None, background=True)
+    assert woken == []
+    assert mail_store.quiet_for() == float("inf")  # nothing but upkeep ever asked for a write
+    await mail_store.write(lambda session: None)
+    assert woken == ["commit"] and mail_store.quiet_for() < 60
+
+
+async def test_a_failing_commit_listener_is_logged_and_the_writer_goes_on(
+    mail_store: MailStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("listener bug")
+
+    mail_store.commit_listeners.append(broken)
+    with caplog.at_level(logging.ERROR):
+        assert await mail_store.write(lambda session: 1) == 1
+        assert await mail_store.write(lambda session: 2) == 2  # the writer still runs
+    assert caplog.text.count("event=commit_listener_failed") == 2
