@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -33,6 +34,8 @@ from storage.upkeep import StoreUpkeep
 if TYPE_CHECKING:
     from storage.store import MailStore
 
+log = logging.getLogger(__name__)
+
 _INLINE = BlobInline.__table__  # type: ignore[attr-defined]
 SPILL_THREADS = 4  # parts of a chunk written at once (the store's I/O pool has four threads)
 
@@ -44,7 +47,7 @@ _INSERT = PreparedRows(
 _ONE = Prepared(
     lambda _dialect: select(_INLINE.c.data).where(_INLINE.c.sha256 == bindparam("sha256"))
 )
-_OLDEST = Prepared(
+_NEXT_CHUNK = Prepared(
     lambda _dialect: (
         select(_INLINE.c.sha256, _INLINE.c.data)
         .order_by(_INLINE.c.sha256)
@@ -102,26 +105,35 @@ class BlobSpiller(StoreUpkeep):
         return await self.store.read(lambda session: _ANY.first(session) is not None)
 
     async def step(self, batch: int) -> int:
-        rows = await self.store.read(lambda session: _OLDEST.all(session, {"limit": batch}))
+        rows = await self.store.read(lambda session: _NEXT_CHUNK.all(session, {"limit": batch}))
         if not rows:
             return 0
         copies = [(str(sha), bytes(data)) for sha, data in rows]
         # Each file waits for its fsyncs: a few chunks side by side on the store's I/O threads.
         parts = [copies[start::SPILL_THREADS] for start in range(min(SPILL_THREADS, len(copies)))]
-        await asyncio.gather(*(self.store.offload(self._write_files, part) for part in parts))
+        written = await asyncio.gather(
+            *(self.store.offload(self._write_files, part) for part in parts)
+        )
+        done = [sha for part in written for sha in part]
 
         def forget(session: Session) -> None:
-            for sha, _ in copies:
+            for sha in done:
                 _DELETE.execute(session, {"sha256": sha}).close()
 
         await self.store.write(forget, background=True)
         return len(copies)
 
-    def _write_files(self, copies: list[tuple[str, bytes]]) -> None:
+    def _write_files(self, copies: list[tuple[str, bytes]]) -> list[str]:
+        """Write the copies that hold their content; returns their digests. A copy that does
+        not is never written and never deleted: it is logged for an administrator."""
+        good = []
         for sha, data in copies:
-            if hashlib.sha256(data).hexdigest() != sha:  # never write a wrong file; keep the copy
-                raise ValueError(f"blob_inline {sha} does not hold its content")
-        self.store.blobs.write_files(copies)
+            if hashlib.sha256(data).hexdigest() == sha:
+                good.append((sha, data))
+            else:
+                log.error("event=blob_inline_corrupt sha256=%s size=%d", sha, len(data))
+        self.store.blobs.write_files(good)
+        return [sha for sha, _ in good]
 
 
 def start_blob_spiller(store: MailStore, settings: SpillSettings) -> BlobSpiller | None:

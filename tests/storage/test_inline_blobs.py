@@ -5,6 +5,7 @@ unreadable in between, on both databases."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -98,7 +99,7 @@ async def test_the_spiller_writes_the_files_then_forgets_the_copies(
 
 
 async def test_a_spill_cut_short_is_finished_and_a_wrong_copy_is_never_written(
-    inline_store: MailStore,
+    inline_store: MailStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     raw = message(3)
     sha = await _deliver(inline_store, raw)
@@ -108,8 +109,9 @@ async def test_a_spill_cut_short_is_finished_and_a_wrong_copy_is_never_written(
     assert await spiller.work_while_pending() == 1
     assert await _copies(inline_store) == {} and inline_store.blobs.read(sha) == raw
 
-    other = message(4)
+    other, good = message(4), message(5)
     other_sha = await _deliver(inline_store, other, "binh@sotest.gov.vn")
+    good_sha = await _deliver(inline_store, good, "chi@sotest.gov.vn")
 
     def corrupt(session: Session) -> None:
         row = session.get(BlobInline, other_sha)
@@ -118,10 +120,13 @@ async def test_a_spill_cut_short_is_finished_and_a_wrong_copy_is_never_written(
         session.add(row)
 
     await inline_store.write(corrupt)
-    with pytest.raises(ValueError, match="does not hold its content"):
+    with caplog.at_level(logging.ERROR):
         await spiller.work_while_pending()
+    assert f"event=blob_inline_corrupt sha256={other_sha}" in caplog.text
     assert not inline_store.blobs.path_for(other_sha).exists()
-    assert other_sha in await _copies(inline_store)  # kept for an administrator to look at
+    assert list(await _copies(inline_store)) == [other_sha]  # kept for an administrator
+    # The rest of the chunk went on: the good copy is in its file.
+    assert inline_store.blobs.path_for(good_sha).read_bytes() == good
 
 
 async def test_a_reader_racing_the_spiller_finds_the_file(tmp_path: Path) -> None:
