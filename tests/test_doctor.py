@@ -257,6 +257,20 @@ def test_a_schema_behind_head_fails(instance: Path) -> None:
     assert "outbound queue" not in by_check(results)  # not queried on an older schema
 
 
+def test_a_missing_database_fails(instance: Path) -> None:
+    (instance / "govmail.sqlite3").unlink()
+    status, results = run_check(instance)
+    assert status == 1
+    schema = by_check(results)["database schema"]
+    assert schema == {
+        "check": "database schema",
+        "status": "fail",
+        "detail": f"no database at {instance / 'govmail.sqlite3'}",
+        "fix": "run `govmail init`, or check [database] url (and [server] data_dir)",
+    }
+    assert not (instance / "govmail.sqlite3").exists()  # the check made no empty one
+
+
 # ---------------------------------------------------------------- --dns
 
 
@@ -303,6 +317,7 @@ def test_dns_records_that_differ_are_reported(instance: Path) -> None:
     table[DOMAIN]["MX"] = [f"10 mx.elsewhere.{DOMAIN}"]
     table[DOMAIN]["TXT"] = ["v=spf1 ip4:192.0.2.1 -all"]
     del table[f"_imaps._tcp.{DOMAIN}"]
+    table[f"_dmarc.{DOMAIN}"]["TXT"] = "SERVFAIL"  # type: ignore[assignment]  # the table's mark
     static = write_static_dns(instance / "dns.toml", table)
     status, results = run_check(instance, "--dns", GOVMAIL_DNS__STATIC_FILE=str(static))
     assert status == 1
@@ -312,7 +327,9 @@ def test_dns_records_that_differ_are_reported(instance: Path) -> None:
         f"dns MX {DOMAIN}": "fail",
         f"dns SPF {DOMAIN}": "warn",
         f"dns SRV _imaps._tcp.{DOMAIN}": "warn",
+        f"dns DMARC _dmarc.{DOMAIN}": "fail",
     }
+    assert rows[f"dns DMARC _dmarc.{DOMAIN}"]["detail"].startswith("lookup failed: ")
     assert rows[f"dns DKIM {rsa_name}"]["detail"].startswith("a different key published")
     assert rows[f"dns DKIM {rsa_name}"]["fix"].startswith(f"publish: {rsa_name.split('.')[0]}.")
     assert rows[f"dns MX {DOMAIN}"]["detail"] == f"MX is 10 mx.elsewhere.{DOMAIN}, not {HOST}"

@@ -142,7 +142,7 @@ def check_domain_keys(
     if not published:
         return fail(
             check,
-            "no DKIM key: mail from it is not signed until the first is made",
+            "no DKIM key: the first mail from it makes one that DNS does not publish yet",
             f"govmail dkim dns {domain}  (makes keys, prints the records to publish)",
         )
     problems = [p for k in published if (p := key_file_problem(key_dir, k)) is not None]
