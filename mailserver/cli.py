@@ -3,6 +3,7 @@
 The contract outside tools rely on (keep it stable, extend freely):
   govmail init --data-dir DIR --domain DOMAIN
   govmail serve --config FILE
+  govmail check [--dns] [--json] --config FILE   (exit 1 when a check fails)
   govmail mailbox add ADDRESS --password-stdin --config FILE
   govmail mailbox list --config FILE
   govmail mailbox passwd ADDRESS --config FILE

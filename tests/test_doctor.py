@@ -9,6 +9,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,14 @@ from mailserver.delivery.dispatch import Delivery, QueueOptions, store_and_queue
 from mailserver.delivery.queue import OutboundRecipient
 from mailserver.doctor.disk_checks import SpaceLimits, check_free_space
 from mailserver.doctor.dns_checks import parse_zone_line
-from mailserver.doctor.instance_checks import check_queue
-from mailserver.doctor.results import Status
+from mailserver.doctor.instance_checks import check_queue, check_schema
+from mailserver.doctor.results import CheckResult, Status
 from mailserver.doctor.service_checks import SPAMD, ping_service
 from mailserver.doctor.tls_checks import check_tls
-from mailserver.instance import open_instance
 from mailserver.tls import build_self_signed_cert, subject_alternative_names
 from storage.db import open_database
-from storage.schema import alembic_config
+from storage.schema import alembic_config, upgrade_to_head
+from storage.store import MailStore
 from tests.support.process import govmail_env, run_cli
 from tests.support.spamd import SpamdUnavailable, free_port, running_spamd
 
@@ -411,32 +412,38 @@ def test_free_space_thresholds(tmp_path: Path) -> None:
     assert missing.status is Status.FAIL
 
 
-async def test_queue_age_against_an_injected_clock(instance: Path) -> None:
-    config = load_config(instance / "govmail.toml")
-    opened = open_instance(config)
-    store = opened.store
-    await store.start()
-    try:
-        options = QueueOptions(sender=f"an@{DOMAIN}", now=T0, lifetime=timedelta(days=5))
-        raw = b"From: an@sotest.gov.vn\r\nSubject: x\r\n\r\nx\r\n"
-        await store_and_queue(
-            store, raw, Delivery(remote=[OutboundRecipient("u@example.org")]), options
-        )
-    finally:
-        await store.close()
-    db = open_database(config.database_url)
-    try:
+async def test_queue_age_against_an_injected_clock(mail_store: MailStore) -> None:
+    options = QueueOptions(sender=f"an@{DOMAIN}", now=T0, lifetime=timedelta(days=5))
+    raw = b"From: an@sotest.gov.vn\r\nSubject: x\r\n\r\nx\r\n"
+    remote = Delivery(remote=[OutboundRecipient("u@example.org")])
+    db = mail_store.db
 
-        def at(now: datetime) -> Any:
-            return check_queue(db, now, warn_after=timedelta(hours=4), fail_after=timedelta(days=5))
+    def at(now: datetime) -> CheckResult:
+        return check_queue(db, now, warn_after=timedelta(hours=4), fail_after=timedelta(days=5))
 
-        fresh = at(T0 + timedelta(hours=1))
-        assert fresh.status is Status.OK and fresh.detail.startswith(
-            "1 queued, the oldest for 1.0 hours"
-        )
-        late = at(T0 + timedelta(hours=5))
-        assert late.status is Status.WARN and "govmail queue show" in late.fix
-        stuck = at(T0 + timedelta(days=6))
-        assert stuck.status is Status.FAIL and "6.0 days" in stuck.detail
+    assert at(T0).detail == "empty"
+    await store_and_queue(mail_store, raw, remote, options)
+    await store_and_queue(mail_store, raw, remote, replace(options, now=T0 + timedelta(hours=2)))
+    fresh = at(T0 + timedelta(hours=1))
+    assert fresh.status is Status.OK
+    assert fresh.detail == "2 queued, the oldest for 1.0 hours (since 2026-03-02 08:00 UTC)"
+    late = at(T0 + timedelta(hours=5))
+    assert late.status is Status.WARN and "govmail queue show" in late.fix
+    stuck = at(T0 + timedelta(days=6))
+    assert stuck.status is Status.FAIL and "6.0 days" in stuck.detail
+
+
+def test_schema_check_on_each_backend(db_url: str) -> None:
+    db = open_database(db_url)
+    try:
+        upgrade_to_head(db)
+        at_head = check_schema(db)
+        assert at_head.status is Status.OK and at_head.detail.startswith("at head (")
+        config = alembic_config(db.url)
+        with db.writer.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0010")
+        behind = check_schema(db)
+        assert behind.status is Status.FAIL and behind.detail.startswith("not applied: 0011 ")
     finally:
         db.dispose()
