@@ -158,6 +158,12 @@ def test_a_missing_dkim_key_file_fails(instance: Path) -> None:
     assert dkim["status"] == "fail"
     assert f"{key_file.stem}: cannot read {key_file}" in dkim["detail"]
     assert f"govmail dkim rotate {DOMAIN} --immediate" in dkim["fix"]
+    # The fix works: the new keys sign at once; the old ones stay published, need no file.
+    rotated = run_cli("dkim", "rotate", DOMAIN, "--immediate", "-c", str(instance / "govmail.toml"))
+    assert rotated.returncode == 0, rotated.stderr
+    status, results = run_check(instance)
+    assert status == 0
+    assert by_check(results)[f"dkim {DOMAIN}"]["status"] == "ok"
 
 
 def test_spamd_unreachable_fails(instance: Path) -> None:

@@ -10,12 +10,22 @@ mail clients configure themselves, so their absence is a warning.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+from sqlmodel import col, select
+
+from filters.dkim_keys import domain_keys, published_keys
 from filters.dns import DnsResolver, DnsTempError
+from filters.registry import build_dns
+from mailserver.config import GovmailConfig
+from mailserver.dns_records import domain_records, service_ports
 from mailserver.doctor.results import CheckResult, fail, ok, warn
+from storage.db import Database
+from storage.models import Domain
 
 QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
@@ -113,3 +123,21 @@ async def check_records(resolver: DnsResolver, records: Sequence[ZoneRecord]) ->
             continue
         results.append(compare(record, answers))
     return results
+
+
+def zone_lines(config: GovmailConfig, db: Database, now: datetime) -> list[str]:
+    """What `govmail dkim dns DOMAIN` prints, for every local domain (without making keys)."""
+    lines: list[str] = []
+    with db.read_session() as session:
+        for domain in session.exec(select(Domain).order_by(col(Domain.name))):
+            assert domain.id is not None
+            keys = published_keys(domain_keys(session, domain.id), now)
+            ports = service_ports(config)
+            lines += domain_records(domain.name, config.server.hostname, keys, ports)
+    return lines
+
+
+def check_dns(config: GovmailConfig, db: Database, now: datetime) -> list[CheckResult]:
+    """Every local domain's records, looked up through the configured resolver."""
+    records = expected_records(zone_lines(config, db, now))
+    return asyncio.run(check_records(build_dns(config), records))

@@ -10,7 +10,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlmodel import Session, col, func, select
 
-from filters.dkim_keys import ED25519, RSA, domain_keys, published_keys
+from filters.dkim_keys import (
+    ALGORITHMS,
+    ED25519,
+    RSA,
+    domain_keys,
+    published_keys,
+    select_signing_keys,
+)
 from mailserver.doctor.results import CheckResult, fail, ok, warn
 from storage.db import Database
 from storage.message_queries import as_utc
@@ -134,18 +141,19 @@ def key_file_problem(key_dir: Path, key: DkimKey) -> str | None:
 
 
 def check_domain_keys(
-    domain: str, keys: Sequence[DkimKey], key_dir: Path, now: datetime
+    domain: str, keys: Sequence[DkimKey], key_dir: Path, now: datetime, publish_delay: timedelta
 ) -> CheckResult:
+    """The keys that sign the domain's mail now (one per algorithm) have usable files; keys that
+    are only still published after a rotation need none."""
     check = f"{DKIM_CHECK} {domain}"
-    published = published_keys(keys, now)
-    algorithms = {k.algorithm for k in published}
-    if not published:
+    if not published_keys(keys, now):
         return fail(
             check,
             "no DKIM key: the first mail from it makes one that DNS does not publish yet",
             f"govmail dkim dns {domain}  (makes keys, prints the records to publish)",
         )
-    problems = [p for k in published if (p := key_file_problem(key_dir, k)) is not None]
+    signing = select_signing_keys(keys, now, publish_delay)
+    problems = [p for k in signing if (p := key_file_problem(key_dir, k)) is not None]
     if problems:
         return fail(
             check,
@@ -153,19 +161,21 @@ def check_domain_keys(
             f"govmail dkim rotate {domain} --immediate (new keys), then publish"
             f" `govmail dkim dns {domain}`",
         )
-    missing = [a for a in (RSA, ED25519) if a not in algorithms]
-    selectors = ", ".join(k.selector for k in published)
+    missing = [a for a in ALGORITHMS if a not in {k.algorithm for k in signing}]
+    selectors = ", ".join(k.selector for k in signing) or "none"
     if missing:
         return warn(
             check,
-            f"selectors {selectors}; no {', '.join(missing)} key",
-            f"govmail dkim rotate {domain}",
+            f"signing selectors: {selectors}; no {' or '.join(missing)} key signs",
+            f"govmail dkim rotate {domain} --immediate",
         )
-    return ok(check, f"selectors {selectors}, key files readable")
+    return ok(check, f"signing selectors {selectors}, key files readable")
 
 
-def check_dkim(db: Database, key_dir: Path, now: datetime) -> list[CheckResult]:
-    """Every local domain has readable keys for the selectors it publishes."""
+def check_dkim(
+    db: Database, key_dir: Path, now: datetime, publish_delay: timedelta
+) -> list[CheckResult]:
+    """Every local domain has keys, and readable files for the keys that sign."""
     with db.read_session() as session:
         domains = list(session.exec(select(Domain).order_by(col(Domain.name))))
         keys = {d.name: domain_keys(session, d.id) for d in domains if d.id is not None}
@@ -174,6 +184,6 @@ def check_dkim(db: Database, key_dir: Path, now: datetime) -> list[CheckResult]:
             warn(DKIM_CHECK, "no local domain", "add one: `govmail domain add` or the admin API")
         ]
     return [
-        check_domain_keys(name, domain_key_rows, key_dir, now)
+        check_domain_keys(name, domain_key_rows, key_dir, now, publish_delay)
         for name, domain_key_rows in keys.items()
     ]

@@ -3,7 +3,6 @@ ones before it (no database checks without a database at the right schema)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailserver.config import ConfigError, GovmailConfig, load_config
 from mailserver.doctor.config_checks import check_config_values
 from mailserver.doctor.disk_checks import SpaceLimits, check_disks
+from mailserver.doctor.dns_checks import check_dns
 from mailserver.doctor.instance_checks import (
     SCHEMA_CHECK,
     check_dkim,
@@ -74,31 +74,13 @@ def database_checks(
             )
         ],
     )
-    results += guarded("dkim", lambda: check_dkim(db, config.dkim_key_dir, options.now))
+    publish_delay = timedelta(hours=config.dkim.publish_hours)
+    results += guarded(
+        "dkim", lambda: check_dkim(db, config.dkim_key_dir, options.now, publish_delay)
+    )
     if options.dns:
-        results += guarded("dns", lambda: dns_checks(config, db, options.now))
+        results += guarded("dns", lambda: check_dns(config, db, options.now))
     return results
-
-
-def dns_checks(config: GovmailConfig, db: Database, now: datetime) -> list[CheckResult]:
-    from sqlmodel import col, select
-
-    from filters.dkim_keys import domain_keys, published_keys
-    from filters.registry import build_dns
-    from mailserver.dns_records import domain_records, service_ports
-    from mailserver.doctor.dns_checks import check_records, expected_records
-    from storage.models import Domain
-
-    with db.read_session() as session:
-        domains = list(session.exec(select(Domain).order_by(col(Domain.name))))
-        lines: list[str] = []
-        for domain in domains:
-            assert domain.id is not None
-            keys = published_keys(domain_keys(session, domain.id), now)
-            lines += domain_records(
-                domain.name, config.server.hostname, keys, service_ports(config)
-            )
-    return asyncio.run(check_records(build_dns(config), expected_records(lines)))
 
 
 def instance_checks(config: GovmailConfig, options: CheckOptions) -> list[CheckResult]:
