@@ -21,7 +21,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
-RECORD_TYPES = ("TXT", "A", "AAAA", "MX", "PTR", "CNAME")
+RECORD_TYPES = ("TXT", "A", "AAAA", "MX", "PTR", "CNAME", "SRV")
 # A table value of exactly this string makes the lookup fail temporarily (tests of temperror).
 TEMPFAIL_MARK = "SERVFAIL"
 

@@ -3,6 +3,7 @@
 The contract outside tools rely on (keep it stable, extend freely):
   govmail init --data-dir DIR --domain DOMAIN
   govmail serve --config FILE
+  govmail check [--dns] [--json] --config FILE   (exit 1 when a check fails)
   govmail mailbox add ADDRESS --password-stdin --config FILE
   govmail mailbox list --config FILE
   govmail mailbox passwd ADDRESS --config FILE
@@ -142,6 +143,24 @@ def serve(config: ConfigOption = None) -> None:
         asyncio.run(run_server(settings))
     except (OSError, WorkersFailed) as exc:
         raise fail(f"cannot start: {exc}") from exc
+
+
+@app.command()
+def check(
+    dns: Annotated[
+        bool, typer.Option("--dns", help="Also compare the domains' DNS records with DNS.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Results as a JSON array.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Check the instance: config, TLS, DKIM keys, spamd/clamd, disk, queue, schema.
+
+    Prints each check's status (ok, info, warn, fail) and how to fix a problem; exits 1 when
+    a check fails (warnings alone exit 0). Changes nothing.
+    """
+    from mailserver.doctor.cli import run_check_command
+
+    raise typer.Exit(run_check_command(find_config_path(config), dns, as_json))
 
 
 # ---------------------------------------------------------------- mailbox

@@ -12,9 +12,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mailserver.config_keys import (
+    ConfigSection,
+    config_key_names,
+    unknown_environment_keys,
+    unknown_key_message,
+    unknown_key_messages,
+)
 from mailserver.filter_config import (
     ClamdSection,
     DKIMSection,
@@ -44,7 +51,7 @@ def _check_listen(value: str) -> str:
     return value
 
 
-class ServerSection(BaseModel):
+class ServerSection(ConfigSection):
     """Identity of this instance and where its state lives."""
 
     hostname: str = "localhost"
@@ -55,7 +62,7 @@ class ServerSection(BaseModel):
     workers: int = Field(default=0, ge=0)  # serving processes; 0: one per CPU core
 
 
-class DatabaseSection(BaseModel):
+class DatabaseSection(ConfigSection):
     """The metadata database: SQLite by default, PostgreSQL by URL."""
 
     url: str = ""  # empty: sqlite at <data_dir>/govmail.sqlite3
@@ -64,7 +71,7 @@ class DatabaseSection(BaseModel):
     group_commit_max: int = 128
 
 
-class StorageSection(BaseModel):
+class StorageSection(ConfigSection):
     """Message bytes on disk."""
 
     blob_dir: Path = Path("blobs")
@@ -79,7 +86,7 @@ class StorageSection(BaseModel):
     spill_quiet_seconds: float = Field(default=0.25, ge=0)  # "busy" until this after a write
 
 
-class AuthSection(BaseModel):
+class AuthSection(ConfigSection):
     """Password hashing (argon2id) and lockout rules shared by SMTP and IMAP."""
 
     argon2_time_cost: int = 2
@@ -93,14 +100,14 @@ class AuthSection(BaseModel):
     ip_failure_window_seconds: float = 900.0
 
 
-class TLSSection(BaseModel):
+class TLSSection(ConfigSection):
     """Certificate and key; a self-signed pair is made at init when none is given."""
 
     cert_file: Path = Path("tls/cert.pem")
     key_file: Path = Path("tls/key.pem")
 
 
-class SMTPSection(BaseModel):
+class SMTPSection(ConfigSection):
     """SMTP listeners and limits."""
 
     mx_listen: str = "127.0.0.1:2525"
@@ -121,7 +128,7 @@ class SMTPSection(BaseModel):
     _v = field_validator("mx_listen", "submission_listen", "submissions_listen")(_check_listen)
 
 
-class QueueSection(BaseModel):
+class QueueSection(ConfigSection):
     """The outbound queue: retries, warnings, workers."""
 
     workers: int = 4
@@ -137,7 +144,7 @@ class QueueSection(BaseModel):
     keep_done_seconds: float = 7 * 24 * 3600.0
 
 
-class Route(BaseModel):
+class Route(ConfigSection):
     """One static route: mail for ``domain`` (exact) or ``.suffix`` goes to host:port."""
 
     domain: str
@@ -148,7 +155,7 @@ class Route(BaseModel):
     ca_file: Path | None = None
 
 
-class RoutingSection(BaseModel):
+class RoutingSection(ConfigSection):
     """Where outbound mail goes: the static table first, then DNS MX."""
 
     routes: list[Route] = Field(default_factory=list)
@@ -156,7 +163,7 @@ class RoutingSection(BaseModel):
     dns_timeout_seconds: float = 10.0
 
 
-class IMAPSection(BaseModel):
+class IMAPSection(ConfigSection):
     """IMAP listeners and limits."""
 
     listen: str = "127.0.0.1:2143"
@@ -169,7 +176,7 @@ class IMAPSection(BaseModel):
     _v = field_validator("listen", "tls_listen")(_check_listen)
 
 
-class AdminAPISection(BaseModel):
+class AdminAPISection(ConfigSection):
     """The admin HTTP API."""
 
     listen: str = "127.0.0.1:8080"
@@ -178,7 +185,7 @@ class AdminAPISection(BaseModel):
     _v = field_validator("listen")(_check_listen)
 
 
-class ProvisioningSection(BaseModel):
+class ProvisioningSection(ConfigSection):
     """Bulk provisioning, one-time set-password links and leavers (admin API and CLI)."""
 
     leaver_retention_days: int = Field(default=90, ge=0)
@@ -187,7 +194,7 @@ class ProvisioningSection(BaseModel):
     initial_password_time_cost: int = Field(default=1, ge=1)
 
 
-class SearchSection(BaseModel):
+class SearchSection(ConfigSection):
     """The SQLite text search index, kept by a background indexer (storage/text_indexer.py)."""
 
     index_batch: int = Field(default=64, ge=1)  # rows per write job
@@ -280,6 +287,26 @@ def find_config_path(explicit: Path | None) -> Path:
     return Path.cwd() / DEFAULT_CONFIG_NAME
 
 
+def unknown_keys_outside_fields(data: dict[str, Any]) -> list[str]:
+    """Unknown keys pydantic cannot see: fields that are not config keys (``config_path``) set in
+    the file, and ``GOVMAIL_<SECTION>__<KEY>`` variables naming no key."""
+    internal = set(GovmailConfig.model_fields) - set(config_key_names(GovmailConfig))
+    messages = [unknown_key_message(GovmailConfig, [key]) for key in data if key in internal]
+    return messages + unknown_environment_keys(GovmailConfig, os.environ)
+
+
+def unknown_keys(data: dict[str, Any], error: ValidationError | None) -> list[str]:
+    """Every unknown key, each named once: the file's first, then the environment's (pydantic
+    also reports an environment variable naming an unknown key of a section the file has)."""
+    outside = unknown_keys_outside_fields(data)
+    reported = unknown_key_messages(GovmailConfig, error) if error is not None else []
+    return [m for m in reported if not any(o.endswith(m) for o in outside)] + outside
+
+
+def unknown_keys_text(path: Path, messages: list[str]) -> str:
+    return "\n".join(f"{path}: {message}" for message in messages)
+
+
 def load_config(path: Path) -> GovmailConfig:
     """Read a TOML config file; environment variables override its keys."""
     try:
@@ -291,7 +318,15 @@ def load_config(path: Path) -> GovmailConfig:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     try:
         config = GovmailConfig(**data)
+    except ValidationError as exc:
+        unknown = unknown_keys(data, exc)
+        raise ConfigError(
+            unknown_keys_text(path, unknown) if unknown else f"{path}: {exc}"
+        ) from exc
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    unknown = unknown_keys(data, None)
+    if unknown:
+        raise ConfigError(unknown_keys_text(path, unknown))
     config.config_path = path.resolve()
     return config

@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from mailserver.config_keys import ConfigSection
 
 # Executables and scripts a Windows or Android client would run on a double click.
 DEFAULT_BLOCKED_EXTENSIONS = [
@@ -25,7 +27,7 @@ MACRO_EXTENSIONS = [
 FailurePolicy = Literal["tempfail", "accept"]
 
 
-class FiltersSection(BaseModel):
+class FiltersSection(ConfigSection):
     """Which checks run at DATA, in order, and the policies they apply."""
 
     inbound: list[str] = Field(
@@ -38,7 +40,7 @@ class FiltersSection(BaseModel):
     block_macro_documents: bool = False
 
 
-class DNSSection(BaseModel):
+class DNSSection(ConfigSection):
     """Lookups for SPF, DKIM, DMARC and ARC: a static table first, then the system resolver."""
 
     static_file: str = ""  # TOML table of records; empty: none
@@ -47,7 +49,7 @@ class DNSSection(BaseModel):
     timeout_seconds: float = 5.0
 
 
-class DKIMSection(BaseModel):
+class DKIMSection(ConfigSection):
     """Signing keys: files under the data directory, rotated with an overlap."""
 
     key_dir: Path = Path("dkim")
@@ -55,7 +57,7 @@ class DKIMSection(BaseModel):
     overlap_days: float = 7.0
 
 
-class SpamdSection(BaseModel):
+class SpamdSection(ConfigSection):
     """SpamAssassin's spamd."""
 
     enabled: bool = True
@@ -68,7 +70,7 @@ class SpamdSection(BaseModel):
     user: str = ""
 
 
-class ClamdSection(BaseModel):
+class ClamdSection(ConfigSection):
     """ClamAV's clamd (optional antivirus)."""
 
     enabled: bool = False
