@@ -161,10 +161,9 @@ class Session:
         """
         if self.tls_active:
             return True
-        policy = self.instance.config.imap.allow_plaintext_auth
-        if policy == "loopback":
-            return _is_loopback(self.peer_ip())
-        return policy == "always"
+        return plaintext_auth_permitted(
+            self.instance.config.imap.allow_plaintext_auth, self.peer_ip()
+        )
 
     def require_account(self) -> Account:
         if self.account is None:
@@ -453,6 +452,13 @@ class Session:
             self.send(r.tagged_ok(tag, done.text, done.code))
             if done.after is not None:
                 await done.after()
+
+
+def plaintext_auth_permitted(policy: str, peer_ip: str) -> bool:
+    """``imap.allow_plaintext_auth`` for a connection from ``peer_ip`` that has no TLS."""
+    if policy == "loopback":
+        return _is_loopback(peer_ip)
+    return policy == "always"
 
 
 def _is_loopback(ip: str) -> bool:
