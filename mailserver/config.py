@@ -172,6 +172,9 @@ class IMAPSection(ConfigSection):
     max_literal_size: int = 64 * 1024 * 1024
     autologout_seconds: float = 30 * 60.0
     max_connections_per_ip: int = 50
+    # LOGIN/AUTHENTICATE before TLS (RFC 9051 6.2.3): "loopback" (only from 127.0.0.0/8, ::1),
+    # "always", or "never"; refused ones get LOGINDISABLED and NO [PRIVACYREQUIRED].
+    allow_plaintext_auth: Literal["loopback", "always", "never"] = "loopback"
 
     _v = field_validator("listen", "tls_listen")(_check_listen)
 

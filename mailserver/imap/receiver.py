@@ -238,8 +238,18 @@ class Receiver:
 
     @property
     def buffered(self) -> int:
-        """Bytes received but not yet consumed (e.g. pipelined after STARTTLS: must be 0)."""
+        """Bytes received but not yet consumed (e.g. pipelined after STARTTLS)."""
         return len(self._buffer)
+
+    def discard_buffered(self) -> int:
+        """Drop the bytes received but not yet consumed; returns how many were dropped.
+
+        For STARTTLS: plaintext pipelined behind it must never be read as commands of the TLS
+        session (RFC 9051 section 6.2.1; the CVE-2011-0411 command injection).
+        """
+        dropped = len(self._buffer)
+        del self._buffer[:]
+        return dropped
 
     @property
     def in_request(self) -> bool:

@@ -2,7 +2,8 @@
 
 ``IMAPService`` accepts connections, refuses an address that already has too many, runs one
 ``Session`` per connection and, on shutdown, says ``* BYE`` to every session that is waiting
-for a command or idling, lets the others finish their command, and aborts what is left.
+for a command or idling and ends it at once, lets the others finish their command (they say
+BYE after it), and aborts what is left when ``server.shutdown_grace_seconds`` run out.
 """
 
 from __future__ import annotations
@@ -114,9 +115,7 @@ class IMAPService:
         for session in list(self.sessions):
             session.shutdown_requested = True
             if session.waiting_for_command or session.idling:
-                with contextlib.suppress(Exception):
-                    session.send(r.bye("Server shutting down"))
-                    session.writer.close()
+                session.end_now("Server shutting down")
         if not self.sessions:
             return 0
         try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import ssl
 from collections.abc import Callable
@@ -124,6 +125,8 @@ class Session:
         self._select_buffer: list[Change] | None = None
         self._pending_count = 0
         self.saved_search: list[int] | None = None  # RFC 5182 SEARCH RETURN (SAVE)
+        self._task: asyncio.Task[object] | None = None  # the one running ``run``
+        self._ending_now = False  # ``end_now`` cancelled it
 
     # ------------------------------------------------------------------ properties
 
@@ -149,6 +152,18 @@ class Session:
     @property
     def qresync(self) -> bool:
         return "QRESYNC" in self.enabled
+
+    @property
+    def plaintext_auth_allowed(self) -> bool:
+        """Whether LOGIN/AUTHENTICATE may be used now (RFC 9051 6.2.3, imap.allow_plaintext_auth).
+
+        Always under TLS; before it, as configured: everywhere, nowhere, or only from loopback.
+        """
+        if self.tls_active:
+            return True
+        return plaintext_auth_permitted(
+            self.instance.config.imap.allow_plaintext_auth, self.peer_ip()
+        )
 
     def require_account(self) -> Account:
         if self.account is None:
@@ -268,6 +283,28 @@ class Session:
             return min(configured, PREAUTH_AUTOLOGOUT_SECONDS)
         return configured
 
+    def stop_reading_for_tls(self) -> int:
+        """Stop reading plaintext before STARTTLS's OK is written; returns the bytes dropped.
+
+        The transport reads on its own: its protocol fills the StreamReader whether or not a
+        read is pending. Without this pause the client's first TLS record, sent the moment it
+        sees the OK, could land in that plaintext buffer before ``start_tls`` took the socket
+        over, and the handshake then waited forever (issue 13). ``loop.start_tls`` resumes
+        reading once the TLS protocol is in place. Whatever was received after the STARTTLS
+        line was pipelined behind it in plaintext: a protocol violation, and the way commands
+        are injected into the TLS session (CVE-2011-0411), so it is dropped (RFC 9051 6.2.1).
+        """
+        transport = self.writer.transport
+        if isinstance(transport, asyncio.ReadTransport):
+            transport.pause_reading()
+        return self.receiver.discard_buffered() + _discard_stream_buffer(self.reader)
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        """Upgrade the connection (reading was paused by ``stop_reading_for_tls``)."""
+        await self.drain()
+        await self.writer.start_tls(context, ssl_handshake_timeout=PREAUTH_AUTOLOGOUT_SECONDS)
+        self.tls_active = True
+
     async def read_raw_line(self) -> bytes | None:
         """The next line verbatim (AUTHENTICATE responses, IDLE's DONE); None at end of stream."""
         self.receiver.expect_raw_line()
@@ -284,8 +321,25 @@ class Session:
 
     # ------------------------------------------------------------------ main loop
 
+    def end_now(self, text: str) -> None:
+        """Say BYE and end the session at once: for shutdown, while it waits for a command
+        or idles (there is no command whose answer would be cut off).
+
+        The session's task is cancelled rather than its connection closed from outside: a
+        TLS close waits for the client's close_notify (up to 30 s, asyncio's
+        ssl_shutdown_timeout), and the session, still reading, would wait with it (issue 18).
+        Its ``finally`` closes the connection without waiting for the client.
+        """
+        self.shutdown_requested = True
+        with contextlib.suppress(Exception):
+            self.send(r.bye(text))
+        if self._task is not None and not self._ending_now:
+            self._ending_now = True
+            self._task.cancel()
+
     async def run(self) -> None:
         """Serve the connection until LOGOUT, end of stream, autologout or shutdown."""
+        self._task = asyncio.current_task()
         log.info(
             "event=imap_connect session=%s peer=%s tls=%s",
             self.session_id,
@@ -302,6 +356,10 @@ class Session:
                 await self.drain()
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # Our own cancel (``end_now``) ends the session normally; any other propagates.
+            if self._task is None or not self._ending_now or self._task.uncancel() > 0:
+                raise
         finally:
             self.state = SessionState.LOGOUT
             if self._unsubscribe is not None:
@@ -394,6 +452,37 @@ class Session:
             self.send(r.tagged_ok(tag, done.text, done.code))
             if done.after is not None:
                 await done.after()
+
+
+def plaintext_auth_permitted(policy: str, peer_ip: str) -> bool:
+    """``imap.allow_plaintext_auth`` for a connection from ``peer_ip`` that has no TLS."""
+    if policy == "loopback":
+        return _is_loopback(peer_ip)
+    return policy == "always"
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _discard_stream_buffer(reader: asyncio.StreamReader) -> int:
+    """Empty the StreamReader's buffer of received, unread bytes; returns how many it held.
+
+    asyncio has no public way to take what is buffered without waiting for more, hence the
+    private attribute (a bytearray since Python 3.4).
+    """
+    buffer = getattr(reader, "_buffer", None)
+    if not isinstance(buffer, bytearray):
+        return 0
+    dropped = len(buffer)
+    del buffer[:]
+    return dropped
 
 
 def _code(name: str | None) -> r.ResponseCode | None:

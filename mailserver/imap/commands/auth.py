@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from mailserver.auth import check_login, password_change_url
@@ -21,6 +23,18 @@ from mailserver.imap.limits import MAX_AUTH_FAILURES_PER_CONNECTION
 
 if TYPE_CHECKING:
     from mailserver.imap.session import Session
+
+log = logging.getLogger(__name__)
+
+
+# Dovecot's wording, which users and helpdesks may already know.
+PLAINTEXT_REFUSED = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
+
+
+def _require_privacy(session: Session) -> None:
+    """RFC 9051 6.2.3 / RFC 5530: no password over cleartext where the config forbids it."""
+    if not session.plaintext_auth_allowed:
+        raise CommandFailed(PLAINTEXT_REFUSED, "PRIVACYREQUIRED")
 
 
 async def _authenticate(session: Session, username: str, password: str) -> Done:
@@ -47,6 +61,7 @@ async def _authenticate(session: Session, username: str, password: str) -> Done:
 
 
 async def login(session: Session, command: p.Login) -> Done:
+    _require_privacy(session)
     return await _authenticate(session, command.username, command.password)
 
 
@@ -71,6 +86,7 @@ def decode_plain(message: bytes) -> tuple[str, str]:
 
 
 async def authenticate(session: Session, command: p.Authenticate) -> Done:
+    _require_privacy(session)
     if command.mechanism != "PLAIN":
         raise CommandFailed(f"Mechanism {command.mechanism} not supported", "CANNOT")
     response = command.initial_response
@@ -92,17 +108,16 @@ async def authenticate(session: Session, command: p.Authenticate) -> Done:
 
 
 async def starttls(session: Session, command: p.StartTls) -> Done:
-    """RFC 9051 6.2.1: TLS starts right after the OK; anything pipelined before it is refused."""
+    """RFC 9051 6.2.1: TLS starts right after the OK; plaintext pipelined behind it is dropped."""
     context = session.service.tls
     if session.tls_active or context is None:
         raise BadCommand("TLS is already active" if session.tls_active else "TLS unavailable")
-    if session.receiver.buffered:
-        # RFC 9051 6.2.1 / CVE-2011-0411-style injection: plaintext after STARTTLS is not ours.
-        raise CloseConnection("Data received after STARTTLS")
-
-    async def upgrade() -> None:
-        await session.drain()
-        await session.writer.start_tls(context)
-        session.tls_active = True
-
-    return Done("Begin TLS negotiation now", after=upgrade)
+    dropped = session.stop_reading_for_tls()
+    if dropped:
+        log.warning(
+            "event=imap_starttls_pipelined session=%s peer=%s dropped_bytes=%d",
+            session.session_id,
+            session.peer_ip(),
+            dropped,
+        )
+    return Done("Begin TLS negotiation now", after=partial(session.start_tls, context))

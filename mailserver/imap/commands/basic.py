@@ -63,7 +63,10 @@ def capabilities(session: Session) -> list[str]:
         caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
         if not session.tls_active and session.service.tls is not None:
             caps.append("STARTTLS")
-        caps.append("AUTH=PLAIN")
+        if session.plaintext_auth_allowed:
+            caps.append("AUTH=PLAIN")
+        else:
+            caps.append("LOGINDISABLED")  # RFC 9051 6.2.3: and no AUTH= until STARTTLS
         return caps
     return list(AUTHENTICATED_CAPABILITIES)
 
