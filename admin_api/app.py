@@ -15,6 +15,7 @@ from admin_api.problems import Problem, install_problem_handlers
 from admin_api.routers import (
     agencies,
     audit,
+    autoconfig,
     directory,
     domains,
     imports,
@@ -61,6 +62,7 @@ def create_app(instance: Instance) -> FastAPI:
         imports.router,
         password_setup.router,
         password_change.router,
+        autoconfig.router,
     ):
         app.include_router(router)
 
