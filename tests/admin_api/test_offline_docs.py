@@ -124,6 +124,15 @@ async def test_swagger_ui_and_redoc_render_without_internet(
     assert proxy.page_requests() == []
 
 
+@needs_chromium
+async def test_the_recorder_sees_what_a_page_asks_of_other_hosts(tmp_path: Path) -> None:
+    """The check above is only as good as this: a page's remote asset does reach the proxy."""
+    page = 'data:text/html,<img src="https://cdn.example.invalid/logo.png">'
+    async with RecordingProxy() as proxy:
+        await rendered_dom(page, proxy.port, tmp_path / "profile")
+    assert proxy.page_requests() == ["cdn.example.invalid"]
+
+
 async def test_docs_pages_name_no_other_host(server: LiveServer) -> None:
     host, port = server.address("admin_api")
     async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
