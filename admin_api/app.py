@@ -2,17 +2,20 @@
 
 Thin by design: routes validate (pydantic), authorise (bearer token, role, agency subtree:
 admin_api.principal) and call the storage operations the CLI calls too. OpenAPI is served at
-/openapi.json with the interactive documentation at /docs.
+/openapi.json with the interactive documentation at /docs and /redoc, from local copies
+(admin_api.docs_pages: no CDN).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from admin_api.docs_pages import install_offline_docs
 from admin_api.problems import Problem, install_problem_handlers
 from admin_api.routers import (
     agencies,
     audit,
+    autoconfig,
     directory,
     domains,
     imports,
@@ -36,9 +39,16 @@ Errors are RFC 9457 problem details (`application/problem+json`). Lists take `of
 
 
 def create_app(instance: Instance) -> FastAPI:
-    app = FastAPI(title="govmail admin API", version="1.0.0", description=DESCRIPTION)
+    app = FastAPI(
+        title="govmail admin API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        docs_url=None,  # served offline by install_offline_docs
+        redoc_url=None,
+    )
     app.state.instance = instance
     install_problem_handlers(app)
+    install_offline_docs(app)
     for router in (
         agencies.router,
         domains.router,
@@ -52,6 +62,7 @@ def create_app(instance: Instance) -> FastAPI:
         imports.router,
         password_setup.router,
         password_change.router,
+        autoconfig.router,
     ):
         app.include_router(router)
 

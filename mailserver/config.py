@@ -188,6 +188,18 @@ class AdminAPISection(ConfigSection):
     _v = field_validator("listen")(_check_listen)
 
 
+class ClientsSection(ConfigSection):
+    """What mail clients are told (autoconfiguration, SRV records): the public host and ports,
+    which differ from the listeners behind NAT or a port-forwarding firewall."""
+
+    hostname: str = ""  # empty: server.hostname
+    web_hostname: str = ""  # serves autoconfig/autodiscover over HTTPS; empty: clients hostname
+    imap_port: int = Field(default=0, ge=0, le=65535)  # 0: imap.listen's port; off if no listener
+    imaps_port: int = Field(default=0, ge=0, le=65535)
+    submission_port: int = Field(default=0, ge=0, le=65535)
+    submissions_port: int = Field(default=0, ge=0, le=65535)
+
+
 class ProvisioningSection(ConfigSection):
     """Bulk provisioning, one-time set-password links and leavers (admin API and CLI)."""
 
@@ -224,6 +236,7 @@ class GovmailConfig(BaseSettings):
     queue: QueueSection = Field(default_factory=QueueSection)
     routing: RoutingSection = Field(default_factory=RoutingSection)
     admin_api: AdminAPISection = Field(default_factory=AdminAPISection)
+    clients: ClientsSection = Field(default_factory=ClientsSection)
     provisioning: ProvisioningSection = Field(default_factory=ProvisioningSection)
     search: SearchSection = Field(default_factory=SearchSection)
     filters: FiltersSection = Field(default_factory=FiltersSection)

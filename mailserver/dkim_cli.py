@@ -18,7 +18,7 @@ from filters.dkim_keys import (
     rotate_keys,
 )
 from mailserver.cli import CLI_ACTOR, ConfigOption, fail, opened
-from mailserver.dns_records import ServicePorts, domain_records, service_ports
+from mailserver.dns_records import client_endpoints, domain_records
 from storage.accounts import normalise_address
 from storage.mailbox_ops import MailboxError
 from storage.models import utcnow
@@ -40,7 +40,7 @@ def dkim_dns(
     domain: str,
     config: ConfigOption = None,
 ) -> None:
-    """Print every DNS record the domain needs: DKIM, SPF, DMARC, MX and SRV."""
+    """Print every DNS record the domain needs: DKIM, SPF, DMARC, MX, SRV, autoconfig."""
     name = _domain(domain)
     with opened(config) as instance:
         try:
@@ -50,7 +50,7 @@ def dkim_dns(
                     utcnow(),
                 )
                 lines = domain_records(
-                    name, instance.config.server.hostname, keys, service_ports(instance.config)
+                    name, instance.config.server.hostname, keys, client_endpoints(instance.config)
                 )
         except MailboxError as exc:
             raise fail(str(exc)) from exc
@@ -83,7 +83,9 @@ def dkim_rotate(
                     timedelta(days=settings.dkim.overlap_days),
                     immediate,
                 )
-                records = domain_records(name, settings.server.hostname, created, ServicePorts())
+                records = domain_records(
+                    name, settings.server.hostname, created, client_endpoints(settings)
+                )
         except MailboxError as exc:
             raise fail(str(exc)) from exc
     starts = now + timedelta(hours=0 if immediate else settings.dkim.publish_hours)

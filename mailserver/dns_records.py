@@ -2,7 +2,9 @@
 
 DKIM keys (every selector that must be published now), SPF, DMARC, MX, and the SRV records
 with which mail clients find the servers (RFC 6186 for IMAP and submission, RFC 8314 for the
-implicit-TLS ports).
+implicit-TLS ports), plus the autoconfig/autodiscover names of the web host that serves the
+client autoconfiguration files (admin_api/routers/autoconfig.py). Host names and ports are the
+public ones clients are told ([clients] in the config; client_endpoints).
 """
 
 from __future__ import annotations
@@ -19,25 +21,43 @@ MAX_TXT_STRING = 255  # RFC 1035 3.3: one character-string
 
 
 @dataclass(frozen=True)
-class ServicePorts:
-    submission: int = 587
-    submissions: int = 465
-    imap: int = 143
-    imaps: int = 993
+class ClientEndpoints:
+    """Where mail clients connect: the public host names and ports (None: not offered)."""
+
+    host: str  # IMAP and submission
+    web_host: str  # autoconfig and autodiscover, over HTTPS
+    submission: int | None = 587
+    submissions: int | None = 465
+    imap: int | None = 143
+    imaps: int | None = 993
 
 
-def _port(listen: str, default: int) -> int:
-    return parse_listen(listen)[1] if listen else default
+def _advertised_port(configured: int, listen: str) -> int | None:
+    """A configured public port wins; else the listener's port; None if neither exists."""
+    if configured:
+        return configured
+    return parse_listen(listen)[1] if listen else None
 
 
-def service_ports(config: GovmailConfig) -> ServicePorts:
-    """The ports clients are told about: the configured listeners (standard ones if off)."""
-    return ServicePorts(
-        submission=_port(config.smtp.submission_listen, 587),
-        submissions=_port(config.smtp.submissions_listen, 465),
-        imap=_port(config.imap.listen, 143),
-        imaps=_port(config.imap.tls_listen, 993),
+def client_endpoints(config: GovmailConfig) -> ClientEndpoints:
+    """What clients are told: [clients] where set, else server.hostname and the listeners."""
+    clients = config.clients
+    host = clients.hostname or config.server.hostname
+    return ClientEndpoints(
+        host=host,
+        web_host=clients.web_hostname or host,
+        submission=_advertised_port(clients.submission_port, config.smtp.submission_listen),
+        submissions=_advertised_port(clients.submissions_port, config.smtp.submissions_listen),
+        imap=_advertised_port(clients.imap_port, config.imap.listen),
+        imaps=_advertised_port(clients.imaps_port, config.imap.tls_listen),
     )
+
+
+def _srv(service: str, name: str, port: int | None, host: str) -> str:
+    """RFC 6186 3.4: a service that is not offered has the target "." (and port 0)."""
+    if port is None:
+        return f"{service}._tcp.{name} {TTL} IN SRV 0 0 0 ."
+    return f"{service}._tcp.{name} {TTL} IN SRV 0 1 {port} {host}"
 
 
 def txt_strings(value: str) -> str:
@@ -47,10 +67,12 @@ def txt_strings(value: str) -> str:
 
 
 def domain_records(
-    domain: str, mail_host: str, keys: Sequence[DkimKey], ports: ServicePorts
+    domain: str, mail_host: str, keys: Sequence[DkimKey], clients: ClientEndpoints
 ) -> list[str]:
     """Comment lines and records, one per line, ready for a zone file."""
     host = mail_host.rstrip(".") + "."
+    client_host = clients.host.rstrip(".") + "."
+    web_host = clients.web_host.rstrip(".") + "."
     name = domain.rstrip(".") + "."
     lines = ["; DKIM (RFC 6376, RFC 8463): every selector in use or being rotated"]
     for key in keys:
@@ -65,9 +87,13 @@ def domain_records(
         "; MX",
         f"{name} {TTL} IN MX 10 {host}",
         "; client autoconfiguration (RFC 6186, RFC 8314)",
-        f"_submission._tcp.{name} {TTL} IN SRV 0 1 {ports.submission} {host}",
-        f"_submissions._tcp.{name} {TTL} IN SRV 0 1 {ports.submissions} {host}",
-        f"_imap._tcp.{name} {TTL} IN SRV 0 1 {ports.imap} {host}",
-        f"_imaps._tcp.{name} {TTL} IN SRV 0 1 {ports.imaps} {host}",
+        _srv("_submission", name, clients.submission, client_host),
+        _srv("_submissions", name, clients.submissions, client_host),
+        _srv("_imap", name, clients.imap, client_host),
+        _srv("_imaps", name, clients.imaps, client_host),
+        "; Thunderbird (autoconfig), Outlook (autodiscover): HTTPS on the web host",
+        f"autoconfig.{name} {TTL} IN CNAME {web_host}",
+        f"autodiscover.{name} {TTL} IN CNAME {web_host}",
+        f"_autodiscover._tcp.{name} {TTL} IN SRV 0 1 443 {web_host}",
     ]
     return lines

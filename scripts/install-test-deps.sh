@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignor
 
 apt_packages=(
   postgresql swaks isync spamassassin spamc opendkim-tools offlineimap3 fetchmail openssl
-  ca-certificates
+  ca-certificates chromium
 )
 # From Debian 12 the spamd daemon is a package of its own; before, spamassassin shipped it. Such
 # packages are installed when the distribution has them and skipped otherwise.

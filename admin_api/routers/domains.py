@@ -31,7 +31,7 @@ from filters.dkim_keys import (
     published_keys,
     rotate_keys,
 )
-from mailserver.dns_records import domain_records, service_ports
+from mailserver.dns_records import client_endpoints, domain_records
 from storage.accounts import audit
 from storage.domain_admin import (
     DomainFilter,
@@ -109,7 +109,7 @@ async def domain_dns_route(request: Request, who: Reader, domain_id: PathId) -> 
     def records(session: Session) -> DnsRecordsOut:
         domain = get_domain(session, who.scope, domain_id)
         keys = published_keys(domain_keys(session, domain_id), utcnow())
-        lines = domain_records(domain.name, config.server.hostname, keys, service_ports(config))
+        lines = domain_records(domain.name, config.server.hostname, keys, client_endpoints(config))
         return DnsRecordsOut(domain=domain.name, zone_lines=lines)
 
     return await read(request, records)

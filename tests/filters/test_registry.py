@@ -87,6 +87,8 @@ def test_init_creates_the_first_domain_keys_and_dkim_commands_work(tmp_path: Pat
         "_submissions._tcp.sotest.gov.vn. 3600 IN SRV 0 1 2465 mail.sotest.gov.vn.",
         "_imap._tcp.sotest.gov.vn. 3600 IN SRV 0 1 2143 mail.sotest.gov.vn.",
         "_imaps._tcp.sotest.gov.vn. 3600 IN SRV 0 1 2993 mail.sotest.gov.vn.",
+        "autoconfig.sotest.gov.vn. 3600 IN CNAME mail.sotest.gov.vn.",
+        "autodiscover.sotest.gov.vn. 3600 IN CNAME mail.sotest.gov.vn.",
     ):
         assert expected in lines
     rsa_line = next(line for line in lines if line.startswith(f"{selectors[1]}._domainkey"))
