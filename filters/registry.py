@@ -22,8 +22,8 @@ from filters.antivirus import AntivirusCheck, ClamdClient
 from filters.attachments import AttachmentPolicyCheck
 from filters.authentication import AuthenticationCheck
 from filters.dkim_sign import DkimSignCheck
-from filters.impersonation import ImpersonationCheck
 from filters.dns import DnsResolver, build_resolver
+from filters.impersonation import ImpersonationCheck
 from filters.pipeline import Check, Pipeline
 from filters.sender_lists import SenderListCheck
 from filters.spam import SpamCheck, SpamdClient

@@ -157,12 +157,14 @@ async def test_sender_resent_and_display_names_must_be_the_users(server: LiveSer
         f"Resent-From: {OTHER}\r\n": (
             "5.7.1 Resent-From address not owned by the authenticated user"
         ),
-        f"Resent-Sender: x@example.org\r\n": (
+        "Resent-Sender: x@example.org\r\n": (
             "5.7.1 Resent-Sender address not owned by the authenticated user"
         ),
     }
     shown = {
-        f'"{OTHER}" <{USER}>': f"5.7.1 The display name in From shows {OTHER}, another local address",
+        f'"{OTHER}" <{USER}>': (
+            f"5.7.1 The display name in From shows {OTHER}, another local address"
+        ),
         f"{USER} (giamdoc@{DOMAIN})": (
             f"5.7.1 The display name in From shows giamdoc@{DOMAIN}, another local address"
         ),
