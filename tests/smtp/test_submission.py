@@ -250,7 +250,11 @@ async def test_twelve_failures_lock_the_account_which_still_receives(server: Liv
         with pytest.raises(aiosmtplib.SMTPAuthenticationError):
             await client.login(USER, TEST_PASSWORD)
     await blocking(
-        sendmail, server.address("smtp_mx"), "x@example.org", [USER], b"S: x\r\n\r\nx\r\n"
+        sendmail,
+        server.address("smtp_mx"),
+        "x@example.org",
+        [USER],
+        b"From: x@example.org\r\nS: x\r\n\r\nx\r\n",
     )
     assert len(await folder_messages(server, USER)) == 1
 
