@@ -4,10 +4,12 @@ Results go into a single Authentication-Results field (RFC 8601) with this serve
 every Authentication-Results field that arrived with the message is removed first (RFC 8601 5:
 a receiver removes fields that claim its authserv-id; from outside, none can be trusted).
 
-Decisions: mail claiming a local domain in From that does not pass DMARC alignment is refused
-(whatever DNS says: we know our own policy), and a sender's DMARC policy is applied up to
-``enforcement``. An ARC chain sealed by a trusted forwarder overrides a DMARC failure
-(RFC 7489 6.7 local policy, RFC 8617 7.2).
+Decisions: mail claiming a local domain in the envelope (MAIL FROM), in From or in Sender that
+does not pass DMARC alignment for that domain is refused (whatever DNS says: we know our own
+policy); a message with no From field is refused (RFC 5322 3.6 requires one, and a client then
+shows whatever it finds); and a sender's DMARC policy is applied up to ``enforcement``. An ARC
+chain sealed by a trusted forwarder overrides a DMARC failure (RFC 7489 6.7 local policy,
+RFC 8617 7.2).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from filters.dkim_verify import ArcResult, DkimResult, verify_arc, verify_dkim
 from filters.dmarc import DmarcOutcome, DmarcResult, Policy, aligned, evaluate_dmarc
 from filters.dns import DnsResolver
-from filters.message_headers import from_domains
+from filters.message_headers import field_domains, field_values, from_domains
 from filters.pipeline import Action, Direction, MessageContext, Verdict
 from filters.spf import SpfOutcome, SpfResult, check_host
 
@@ -28,6 +30,18 @@ AUTH_RESULTS = "Authentication-Results"
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.@]{1,255}")
 
 IsLocalDomain = Callable[[str], Awaitable[bool]]
+NO_FROM_REPLY = "550 5.6.0 The message has no From field (RFC 5322 3.6)"
+
+
+def claimed_domains(
+    mail_from: str, from_domains: Sequence[str], sender_domains: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(where, domain) for each identity the message claims: From, Sender, then the envelope."""
+    claims = [("From", d) for d in from_domains] + [("Sender", d) for d in sender_domains]
+    envelope_domain = mail_from.rpartition("@")[2].lower().rstrip(".") if "@" in mail_from else ""
+    if envelope_domain:
+        claims.append(("MAIL FROM", envelope_domain))
+    return claims
 
 
 @dataclass(frozen=True)
@@ -119,7 +133,12 @@ class AuthenticationCheck:
                 self.resolver, domains[0], spf_pass, dkim_pass, sample=self.sample
             )
         report = AuthenticationReport(spf, dkim_results, arc, dmarc, ",".join(domains))
-        action, reply = await self._decide(report, domains, spf_pass, dkim_pass)
+        if not field_values(message, "from"):
+            return AuthenticationReport(
+                spf, dkim_results, arc, dmarc, "", Action.REJECT, NO_FROM_REPLY
+            )
+        claims = claimed_domains(context.mail_from, domains, field_domains(message, "sender"))
+        action, reply = await self._decide(report, claims, len(domains), spf_pass, dkim_pass)
         return AuthenticationReport(
             spf, dkim_results, arc, dmarc, report.from_domain, action, reply
         )
@@ -127,28 +146,31 @@ class AuthenticationCheck:
     async def _decide(
         self,
         report: AuthenticationReport,
-        domains: list[str],
+        claims: list[tuple[str, str]],
+        from_count: int,
         spf_pass: str | None,
         dkim_pass: list[str],
     ) -> tuple[Action, str | None]:
         trusted_arc = report.arc.result == "pass" and report.arc.sealer in self.trusted_arc_sealers
-        local = [d for d in domains if await self.is_local_domain(d)]
-        if local:
-            domain = local[0]
-            passed = len(domains) == 1 and (
+        for where, domain in claims:
+            if not await self.is_local_domain(domain):
+                continue
+            passed = (where != "From" or from_count == 1) and (
                 any(aligned(d, domain, strict=False) for d in dkim_pass)
                 or (spf_pass is not None and aligned(spf_pass, domain, strict=False))
             )
             if passed or trusted_arc:
-                return Action.ACCEPT, None
+                continue
             if report.spf.result is SpfResult.TEMPERROR or any(
                 r.result == "temperror" for r in report.dkim
             ):
                 return Action.TEMPFAIL, "451 4.7.1 Cannot verify the sender now, try again later"
             return Action.REJECT, (
-                f"550 5.7.1 From claims {domain}, a domain of this server, "
+                f"550 5.7.1 {where} claims {domain}, a domain of this server, "
                 "but the message fails authentication (DMARC)"
             )
+        if any([await self.is_local_domain(domain) for _, domain in claims]):
+            return Action.ACCEPT, None
         dmarc = report.dmarc
         if dmarc.result is not DmarcResult.FAIL or not dmarc.applied or trusted_arc:
             return Action.ACCEPT, None

@@ -30,24 +30,35 @@ def field_values(message: bytes, name: str) -> list[str]:
     return [value for field, value in header_fields(message) if field == name]
 
 
-def from_addresses(message: bytes) -> list[str]:
-    """Every "mailbox@host" of every From field, lower-cased (groups and bare names skipped)."""
+def field_addresses(message: bytes, name: str) -> list[str]:
+    """Every "mailbox@host" of every field ``name`` (From, Sender, Resent-From...), lower-cased
+    (groups and bare names skipped)."""
     addresses: list[str] = []
-    for value in field_values(message, "from"):
+    for value in field_values(message, name):
         for address in parse_address_list(value):
             if address.mailbox and address.host:
                 addresses.append(f"{address.mailbox}@{address.host}".lower())
     return addresses
 
 
-def from_domains(message: bytes) -> list[str]:
-    """The distinct domains of the RFC5322.From addresses, in order."""
+def from_addresses(message: bytes) -> list[str]:
+    """Every "mailbox@host" of every From field, lower-cased (groups and bare names skipped)."""
+    return field_addresses(message, "from")
+
+
+def field_domains(message: bytes, name: str) -> list[str]:
+    """The distinct domains of the addresses of every field ``name``, in order."""
     domains: list[str] = []
-    for address in from_addresses(message):
+    for address in field_addresses(message, name):
         domain = address.rpartition("@")[2].rstrip(".")
         if domain not in domains:
             domains.append(domain)
     return domains
+
+
+def from_domains(message: bytes) -> list[str]:
+    """The distinct domains of the RFC5322.From addresses, in order."""
+    return field_domains(message, "from")
 
 
 def tag_list(value: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 Check names in ``[filters] inbound`` / ``outbound``, in the order given:
   authentication  SPF, DKIM, ARC, DMARC; one Authentication-Results (inbound only)
+  impersonation   warn about outside mail showing a local address it does not come from
   attachments     refuse executables and scripts (and macro documents if configured)
   antivirus       clamd (only when [clamd] enabled)
   spam            spamd (only when [spamd] enabled)
@@ -22,6 +23,7 @@ from filters.attachments import AttachmentPolicyCheck
 from filters.authentication import AuthenticationCheck
 from filters.dkim_sign import DkimSignCheck
 from filters.dns import DnsResolver, build_resolver
+from filters.impersonation import ImpersonationCheck
 from filters.pipeline import Check, Pipeline
 from filters.sender_lists import SenderListCheck
 from filters.spam import SpamCheck, SpamdClient
@@ -90,6 +92,9 @@ def _check_factories(
             is_local_domain,
             config.filters.dmarc_enforcement,
             config.filters.trusted_arc_sealers,
+        ),
+        "impersonation": lambda: ImpersonationCheck(
+            is_local_domain, config.filters.impersonation_subject_tag
         ),
         "attachments": attachments,
         "antivirus": antivirus,

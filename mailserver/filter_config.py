@@ -31,13 +31,18 @@ class FiltersSection(ConfigSection):
     """Which checks run at DATA, in order, and the policies they apply."""
 
     inbound: list[str] = Field(
-        default_factory=lambda: ["authentication", "attachments", "spam", "sender_lists"]
+        default_factory=lambda: [
+            "authentication", "impersonation", "attachments", "spam", "sender_lists"
+        ]
     )
     outbound: list[str] = Field(default_factory=lambda: ["attachments", "dkim_sign"])
     dmarc_enforcement: Literal["reject", "quarantine", "none"] = "reject"
     trusted_arc_sealers: list[str] = Field(default_factory=list)
     blocked_extensions: list[str] = Field(default_factory=lambda: list(DEFAULT_BLOCKED_EXTENSIONS))
     block_macro_documents: bool = False
+    # Put before the Subject of outside mail that shows a local address (filters/impersonation.py);
+    # empty: only the X-Govmail-Warning field is added.
+    impersonation_subject_tag: str = "[CẢNH BÁO: thư từ bên ngoài]"
 
 
 class DNSSection(ConfigSection):

@@ -4,7 +4,9 @@
   handler methods so the argon2 check runs off the event loop; failures count against the
   account (lockout) and against the client IP (``auth_throttle``).
 - The envelope sender and every From address must be the user's: own address, aliases they
-  own, send-as grants (``storage.recipients.sender_addresses``).
+  own, send-as grants (``storage.recipients.sender_addresses``). So must every Sender,
+  Resent-From and Resent-Sender address, and no display name or comment in those fields may
+  show a local address the user does not own (``filters.impersonation``).
 - Recipients of local domains resolve as on MX (with the user as the authenticated sender, for
   group policies); others are queued for delivery.
 - Date and Message-ID are added when missing; a Received header always.
@@ -27,6 +29,8 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Session
 from sqlmodel import Session as DBSession
 
+from filters.impersonation import find_resemblances
+from filters.message_headers import field_addresses
 from filters.pipeline import Action, Direction, Pipeline
 from mailserver.auth import check_login, password_change_url
 from mailserver.delivery.dispatch import (
@@ -43,7 +47,7 @@ from mailserver.smtp.esmtp import RcptParams
 from mailserver.smtp.mx import STORE_FAILED, MXPolicy, peer_ip
 from mailserver.smtp.protocol import AcceptedRecipient, GovmailEnvelope, GovmailSMTP
 from mailserver.smtp.submission_headers import complete_headers, from_addresses
-from storage.accounts import set_state
+from storage.accounts import find_domain, set_state
 from storage.mailbox_ops import INBOX
 from storage.models import Mailbox, MailboxState
 from storage.recipients import Sender, sender_addresses
@@ -58,6 +62,14 @@ OUTBOUND_LIMIT = (
     "550 5.7.1 Too many messages to outside domains: account locked, contact the admins"
 )
 AUTH_THROTTLED = "454 4.7.0 Too many failed logins from your address, try again later"
+# Fields besides From that name who sent the message (RFC 5322 3.6.2, 3.6.6).
+IDENTITY_FIELDS = ("sender", "resent-from", "resent-sender")
+FIELD_TITLES = {
+    "from": "From",
+    "sender": "Sender",
+    "resent-from": "Resent-From",
+    "resent-sender": "Resent-Sender",
+}
 
 
 @dataclass(frozen=True)
@@ -209,8 +221,30 @@ class SubmissionPolicy(MXPolicy):
         if any(address not in addresses for address in found):
             log.info("event=from_refused user=%s from=%r", user.address, found)
             return FROM_NOT_OWNED
+        refusal = await self.identity_refusal(content, addresses)
+        if refusal is not None:
+            log.info("event=identity_refused user=%s reply=%r", user.address, refusal)
+            return refusal
         host = self.config.server.hostname
         return complete_headers(content, datetime.now(UTC), f"{secrets.token_hex(12)}@{host}")
+
+    async def identity_refusal(self, content: bytes, owned: list[str]) -> str | None:
+        """Why the Sender/Resent-* fields or a display name claim someone else, if they do."""
+        for name in IDENTITY_FIELDS:
+            if any(address not in owned for address in field_addresses(content, name)):
+                return f"550 5.7.1 {FIELD_TITLES[name]} address not owned by the authenticated user"
+
+        async def is_local_domain(domain: str) -> bool:
+            return await self.store.read(lambda db: find_domain(db, domain) is not None)
+
+        fields = ("from", *IDENTITY_FIELDS)
+        for found in await find_resemblances(content, is_local_domain, fields):
+            if found.shown not in owned:
+                return (
+                    f"550 5.7.1 The display name in {FIELD_TITLES[found.field]} shows "
+                    f"{found.shown}, another local address"
+                )
+        return None
 
     def folder_for(self, action: Action) -> str:
         return INBOX  # an outbound spam verdict is the pipeline's to turn into a refusal

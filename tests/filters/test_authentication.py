@@ -211,3 +211,65 @@ async def test_arc_from_a_trusted_forwarder_overrides_a_dmarc_failure() -> None:
     tampered = await checker(trusted_arc_sealers=["lists.example.org"]).check(broken, ctx)
     assert tampered.action is Action.REJECT
     assert "arc=fail" in tampered.detail
+
+
+# --- identities that claim a local domain beyond From (issue 18) -------------------------------
+
+
+async def test_envelope_sender_in_a_local_domain_from_outside_is_refused() -> None:
+    message = from_remote(sign=False)
+    verdict = await checker().check(message, context("198.51.100.9", "giamdoc@sotest.gov.vn"))
+    assert (verdict.action, verdict.reply) == (
+        Action.REJECT,
+        "550 5.7.1 MAIL FROM claims sotest.gov.vn, a domain of this server, "
+        "but the message fails authentication (DMARC)",
+    )
+
+
+async def test_envelope_sender_in_a_local_domain_passes_from_its_own_servers() -> None:
+    message = b"From: Giam doc <giamdoc@sotest.gov.vn>\r\n" + BODY
+    verdict = await checker().check(message, context("203.0.113.10", "giamdoc@sotest.gov.vn"))
+    assert verdict.action is Action.ACCEPT
+
+
+async def test_local_sender_field_from_outside_is_refused() -> None:
+    message = b"Sender: giamdoc@sotest.gov.vn\r\n" + from_remote()
+    verdict = await checker().check(message, context("192.0.2.7", "a@remote.vn"))
+    assert (verdict.action, verdict.reply) == (
+        Action.REJECT,
+        "550 5.7.1 Sender claims sotest.gov.vn, a domain of this server, "
+        "but the message fails authentication (DMARC)",
+    )
+
+
+async def test_sender_field_of_the_signing_domain_passes() -> None:
+    message = from_remote()
+    with_sender = message.replace(
+        b"From: A <a@remote.vn>", b"Sender: b@remote.vn\r\nFrom: A <a@remote.vn>"
+    )
+    verdict = await checker().check(with_sender, context("192.0.2.7", "a@remote.vn"))
+    assert verdict.action is Action.ACCEPT, verdict.detail
+
+
+async def test_message_without_from_is_refused() -> None:
+    verdict = await checker().check(BODY, context("192.0.2.7", "a@remote.vn"))
+    assert (verdict.action, verdict.reply) == (
+        Action.REJECT,
+        "550 5.6.0 The message has no From field (RFC 5322 3.6)",
+    )
+
+
+async def test_bounce_with_null_sender_is_not_a_local_claim() -> None:
+    message = from_remote(sign=False)
+    verdict = await checker().check(message, context("192.0.2.7", ""))
+    assert verdict.action is Action.REJECT  # remote.vn's own p=reject, not a local claim
+    assert verdict.reply is not None and "remote.vn" in verdict.reply
+
+
+async def test_unquoted_local_address_before_an_outside_one_is_a_local_claim() -> None:
+    # Read as two From addresses (one local): refused, where a client would show the first as
+    # the display name of the second.
+    message = b"From: giamdoc@sotest.gov.vn <x@remote.vn>\r\n" + BODY
+    verdict = await checker().check(message, context("192.0.2.7", "x@remote.vn"))
+    assert verdict.action is Action.REJECT
+    assert verdict.reply is not None and "From claims sotest.gov.vn" in verdict.reply

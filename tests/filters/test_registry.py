@@ -29,7 +29,7 @@ def test_default_pipelines_are_wired_into_the_instance(tmp_path: Path) -> None:
     instance = open_instance(config)
     try:
         assert names(instance) == (
-            ["authentication", "attachments", "spam", "sender_lists"],
+            ["authentication", "impersonation", "attachments", "spam", "sender_lists"],
             ["attachments", "dkim_sign"],
         )
         assert instance.junk_trainer is not None

@@ -124,3 +124,32 @@ async def test_submitted_mail_is_signed_with_both_keys(server: LiveServer) -> No
         ("pass", "ed25519-sha256"),
         ("pass", "rsa-sha256"),
     ]
+
+
+async def test_mail_that_looks_local_is_refused_or_marked(server: LiveServer) -> None:
+    """Issue 18: each way outside mail can pass for local mail, through the real MX."""
+    body = f"To: {OTHER}\r\nSubject: Chuyen tien gap\r\n\r\nGap.\r\n"
+    refused = {
+        f"giamdoc@{DOMAIN}": "From: Doi tac <a@remote.example>\r\n",  # local MAIL FROM
+        "a@remote.example": f"Sender: giamdoc@{DOMAIN}\r\nFrom: a@remote.example\r\n",
+    }
+    for mail_from, header in refused.items():
+        reply = await mx_send(server, mail_from, OTHER, (header + body).encode())
+        assert reply.startswith("550 5.7.1 ") and f"claims {DOMAIN}" in reply, reply
+    no_from = await mx_send(server, "a@remote.example", OTHER, body.encode())
+    assert no_from == "550 5.6.0 The message has no From field (RFC 5322 3.6)"
+    marked = [
+        f'From: "giamdoc@{DOMAIN}" <a@remote.example>\r\n',
+        f"From: a@remote.example (giamdoc@{DOMAIN})\r\n",
+        "From: =?utf-8?q?giamdoc=40sotest=2Egov=2Evn?= <a@remote.example>\r\n",
+    ]
+    for header in marked:
+        assert (
+            await mx_send(server, "a@remote.example", OTHER, (header + body).encode())
+        ).startswith("250 ")
+    stored = await folder_messages(server, OTHER)
+    assert len(stored) == len(marked)
+    for message in stored:
+        head = message.split(b"\r\n\r\n", 1)[0].decode()
+        assert f"X-Govmail-Warning: impersonation; field=from; resembles=giamdoc@{DOMAIN}" in head
+        assert "Subject: =?utf-8?b?" in head and "?= Chuyen tien gap" in head

@@ -79,7 +79,7 @@ async def test_recipient_rules(live_server: LiveServer) -> None:
         "user@example.org": "550 5.7.1 Relaying denied: not a local domain",
     }
     assert await dialogue.last("DATA") == "354 End data with <CR><LF>.<CR><LF>"
-    final = await dialogue.send("Subject: hi\r\n\r\nbody\r\n.")
+    final = await dialogue.send("From: someone@example.org\r\nSubject: hi\r\n\r\nbody\r\n.")
     assert final[0].startswith("250 2.0.0 OK queued as ")
     await dialogue.close()
     # Three addresses of one account, one copy (never twice in the same folder).
@@ -185,10 +185,26 @@ async def test_aliases_groups_and_their_send_policies(live_server: LiveServer) -
     await dialogue.close()
 
     await blocking(
-        sendmail, mx, "x@example.org", [f"vanthu@{DOMAIN}", f"all@{DOMAIN}"], b"S: 1\r\n\r\n1\r\n"
+        sendmail,
+        mx,
+        "x@example.org",
+        [f"vanthu@{DOMAIN}", f"all@{DOMAIN}"],
+        b"From: x@example.org\r\nS: 1\r\n\r\n1\r\n",
     )
-    await blocking(sendmail, mx, "x@example.org", [f"loop1@{DOMAIN}"], b"S: 2\r\n\r\n2\r\n")
-    await blocking(sendmail, mx, "x@example.org", [f"fwd@{DOMAIN}"], b"S: 3\r\n\r\n3\r\n")
+    await blocking(
+        sendmail,
+        mx,
+        "x@example.org",
+        [f"loop1@{DOMAIN}"],
+        b"From: x@example.org\r\nS: 2\r\n\r\n2\r\n",
+    )
+    await blocking(
+        sendmail,
+        mx,
+        "x@example.org",
+        [f"fwd@{DOMAIN}"],
+        b"From: x@example.org\r\nS: 3\r\n\r\n3\r\n",
+    )
     a_inbox = await folder_messages(live_server, f"a@{DOMAIN}")
     b_inbox = await folder_messages(live_server, f"b@{DOMAIN}")
     # alias + group naming the same people: one copy each; the self-referencing groups end.

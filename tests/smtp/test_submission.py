@@ -146,6 +146,54 @@ async def test_sender_rights_and_from_header(server: LiveServer) -> None:
     assert len(stored) == 3
 
 
+async def test_sender_resent_and_display_names_must_be_the_users(server: LiveServer) -> None:
+    """Issue 18: Sender/Resent-From/Resent-Sender must be owned; no display name or comment may
+    show another local address. The user's own addresses may be shown."""
+    mailbox = await server.running.instance.store.read(lambda s: find_mailbox(s, USER))
+    assert mailbox is not None and mailbox.id is not None
+    await add_alias(server, f"vanthu@{DOMAIN}", [USER], owner=mailbox.id)
+    refused = {
+        f"Sender: {OTHER}\r\n": "5.7.1 Sender address not owned by the authenticated user",
+        f"Resent-From: {OTHER}\r\n": (
+            "5.7.1 Resent-From address not owned by the authenticated user"
+        ),
+        "Resent-Sender: x@example.org\r\n": (
+            "5.7.1 Resent-Sender address not owned by the authenticated user"
+        ),
+    }
+    shown = {
+        f'"{OTHER}" <{USER}>': (
+            f"5.7.1 The display name in From shows {OTHER}, another local address"
+        ),
+        f"{USER} (giamdoc@{DOMAIN})": (
+            f"5.7.1 The display name in From shows giamdoc@{DOMAIN}, another local address"
+        ),
+        f"=?utf-8?q?{OTHER.replace('@', '=40')}?= <{USER}>": (
+            f"5.7.1 The display name in From shows {OTHER}, another local address"
+        ),
+    }
+    host, port = server.address("smtp_submissions")
+    async with aiosmtplib.SMTP(
+        hostname=host, port=port, use_tls=True, tls_context=client_tls()
+    ) as client:
+        await client.login(USER, TEST_PASSWORD)
+        cases = [(field + message(USER, OTHER).decode(), reply) for field, reply in refused.items()]
+        cases += [(message(sender, OTHER).decode(), reply) for sender, reply in shown.items()]
+        for raw, reply in cases:
+            await client.mail(USER)
+            await client.rcpt(OTHER)
+            with pytest.raises(aiosmtplib.SMTPDataError) as refusal:
+                await client.data(raw.encode())
+            assert (refusal.value.code, refusal.value.message) == (550, reply)
+    own_names = [f'"vanthu@{DOMAIN}" <{USER}>', f'"{USER}" <{USER}>']
+    for sender in own_names:
+        await submit_465(server, USER, [OTHER], message(sender, OTHER, "own"))
+    await submit_465(
+        server, USER, [OTHER], f"Sender: vanthu@{DOMAIN}\r\n".encode() + message(USER, OTHER)
+    )
+    assert len(await folder_messages(server, OTHER)) == len(own_names) + 1
+
+
 async def test_date_message_id_and_received_are_added(server: LiveServer) -> None:
     await submit_465(server, USER, [OTHER], message(USER, OTHER, "bare"))
     await submit_465(
@@ -202,7 +250,11 @@ async def test_twelve_failures_lock_the_account_which_still_receives(server: Liv
         with pytest.raises(aiosmtplib.SMTPAuthenticationError):
             await client.login(USER, TEST_PASSWORD)
     await blocking(
-        sendmail, server.address("smtp_mx"), "x@example.org", [USER], b"S: x\r\n\r\nx\r\n"
+        sendmail,
+        server.address("smtp_mx"),
+        "x@example.org",
+        [USER],
+        b"From: x@example.org\r\nS: x\r\n\r\nx\r\n",
     )
     assert len(await folder_messages(server, USER)) == 1
 
