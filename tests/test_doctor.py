@@ -313,6 +313,7 @@ def test_dns_records_matching_the_table_are_ok(instance: Path) -> None:
     assert {
         f"dns SPF {DOMAIN}", f"dns DMARC _dmarc.{DOMAIN}", f"dns MX {DOMAIN}",
         f"dns SRV _submission._tcp.{DOMAIN}", f"dns SRV _imaps._tcp.{DOMAIN}",
+        f"dns CNAME autoconfig.{DOMAIN}", f"dns CNAME autodiscover.{DOMAIN}",
     } <= set(dns_rows)  # fmt: skip
     assert sum(check.startswith("dns DKIM ") for check in dns_rows) == 2
 

@@ -22,7 +22,7 @@ from filters.dkim_keys import domain_keys, published_keys
 from filters.dns import DnsResolver, DnsTempError
 from filters.registry import build_dns
 from mailserver.config import GovmailConfig
-from mailserver.dns_records import domain_records, service_ports
+from mailserver.dns_records import client_endpoints, domain_records
 from mailserver.doctor.results import CheckResult, fail, ok, warn
 from storage.db import Database
 from storage.models import Domain
@@ -100,6 +100,12 @@ def compare(record: ZoneRecord, answers: Sequence[str]) -> CheckResult:
         if any(a.split()[-1].lower().rstrip(".") == host for a in answers):
             return ok(check, f"{host} is an MX host")
         return fail(check, f"MX is {', '.join(answers) or 'missing'}, not {host}", publish)
+    if record.kind == "CNAME":
+        target = record.value.lower()
+        if any(a.lower().rstrip(".") == target for a in answers):
+            return ok(check, f"points at {target}")
+        found = ", ".join(answers) or "missing"
+        return warn(check, f"{found} (mail clients cannot configure themselves)", publish)
     wanted_srv = record.value.lower().split()[-2:]
     if any([p.lower().rstrip(".") for p in a.split()[-2:]] == wanted_srv for a in answers):
         return ok(check, f"port {wanted_srv[0]} on {wanted_srv[1]}")
@@ -132,8 +138,8 @@ def zone_lines(config: GovmailConfig, db: Database, now: datetime) -> list[str]:
         for domain in session.exec(select(Domain).order_by(col(Domain.name))):
             assert domain.id is not None
             keys = published_keys(domain_keys(session, domain.id), now)
-            ports = service_ports(config)
-            lines += domain_records(domain.name, config.server.hostname, keys, ports)
+            clients = client_endpoints(config)
+            lines += domain_records(domain.name, config.server.hostname, keys, clients)
     return lines
 
 
