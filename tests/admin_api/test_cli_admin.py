@@ -33,14 +33,19 @@ def test_agency_tree_import_report_token_audit(config: str, tmp_path: Path) -> N
     staff.write_text("full_name,agency,position\nNguyễn Ngọc Thành,skhcn,Chuyên viên\n"
                      "Nguyễn Ngọc Thành,skhcn,Phó phòng\n,skhcn,\n", encoding="utf-8")  # fmt: skip
     report = tmp_path / "report.csv"
-    run("mailbox", "import", str(staff), "--report", str(report), "-c", config)
+    imported = CliRunner().invoke(
+        app, ["mailbox", "import", str(staff), "--report", str(report), "-c", config]
+    )
+    assert imported.exit_code == 1  # a row failed; the others are created all the same
+    assert "line 4: full_name and agency are required" in imported.stderr
     rows = report.read_text(encoding="utf-8").splitlines()
     assert rows[1].startswith("2,Nguyễn Ngọc Thành,skhcn,created,thanhnn.skhcn@hanoi.gov.vn,,")
     assert rows[2].startswith("3,Nguyễn Ngọc Thành,skhcn,created,thanhnn2.skhcn@hanoi.gov.vn,,")
     assert rows[3] == "4,,skhcn,error,,full_name and agency are required,,"
     assert report.stat().st_mode & 0o777 == 0o600
-    again = run("mailbox", "import", str(staff), "--dry-run", "-c", config)
-    assert again.count(",exists,") == 2
+    again = CliRunner().invoke(app, ["mailbox", "import", str(staff), "--dry-run", "-c", config])
+    assert again.exit_code == 1
+    assert again.stdout.count(",exists,") == 2
     found = json.loads(run("mailbox", "search", "thanh", "--json", "--sort", "-address",
                            "-c", config))  # fmt: skip
     assert [m["address"] for m in found] == [
