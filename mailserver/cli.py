@@ -52,7 +52,12 @@ app.add_typer(mailbox_app, name="mailbox")
 CLI_ACTOR = "cli"
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Config file (default: $GOVMAIL_CONFIG, ./govmail.toml)."),
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default: $GOVMAIL_CONFIG, ./govmail.toml).",
+        show_default=False,
+    ),
 ]
 
 
@@ -142,7 +147,12 @@ def init(
 
 @app.command()
 def serve(config: ConfigOption = None) -> None:
-    """Run every listener (worker processes, one per CPU core by default) until SIGTERM."""
+    """Run every listener until SIGTERM, in worker processes (one per CPU core) and a supervisor.
+
+    server.workers sets how many worker processes (0: one per CPU core; 1: everything in one
+    process, no supervisor). The supervisor binds the SMTP and IMAP listeners and hands each
+    connection to the least busy worker; the admin API runs in worker 0.
+    """
     import asyncio
 
     from mailserver.logging_setup import configure_logging
