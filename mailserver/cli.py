@@ -13,36 +13,31 @@ The contract outside tools rely on (keep it stable, extend freely):
   govmail dkim rotate DOMAIN [--immediate] --config FILE
   govmail senders list ADDRESS | allow|block|remove ADDRESS PATTERN --config FILE
 Every command that works on an instance takes --config FILE; without it, $GOVMAIL_CONFIG, then
-./govmail.toml. Errors go to stderr as "error: ..." with exit status 1.
+./govmail.toml. Errors go to stderr as "error: ..." with exit status 1. A list that is empty
+prints nothing on stdout (`[]` with --json) and says so on stderr ("no mailboxes").
+
+Start-up time: this module and the sub-command modules it registers (queue_cli, dkim_cli,
+senders_cli, admin_cli) import only typer and the standard library at the top; storage, config,
+servers and filters are imported inside the commands that use them, so `govmail --help` starts
+in a fraction of a second (benchmarks/cli_start.py) and a database command loads only the storage
+layer. tests/test_cli_start.py checks which modules `import mailserver.cli` loads.
 """
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mailserver.config import ConfigError, GovmailConfig, find_config_path, load_config
-from mailserver.init_instance import InitError, initialise_instance
-from mailserver.instance import Instance, open_instance
-from mailserver.logging_setup import configure_logging
-from storage.accounts import (
-    create_mailbox,
-    delete_mailbox,
-    find_mailbox,
-    list_mailboxes,
-    set_password,
-    view,
-)
-from storage.mailbox_ops import MailboxError
-from storage.password_policy import check_password
+if TYPE_CHECKING:
+    from mailserver.config import GovmailConfig
+    from mailserver.instance import Instance
 
 app = typer.Typer(
     name="govmail",
@@ -58,7 +53,12 @@ app.add_typer(mailbox_app, name="mailbox")
 CLI_ACTOR = "cli"
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Config file (default: $GOVMAIL_CONFIG, ./govmail.toml)."),
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default: $GOVMAIL_CONFIG, ./govmail.toml).",
+        show_default=False,
+    ),
 ]
 
 
@@ -67,7 +67,14 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def say_empty(what: str) -> None:
+    """An empty list: nothing on stdout (scripts read it), a word for a person on stderr."""
+    typer.echo(f"no {what}", err=True)
+
+
 def read_config(path: Path | None) -> GovmailConfig:
+    from mailserver.config import ConfigError, find_config_path, load_config
+
     try:
         return load_config(find_config_path(path))
     except ConfigError as exc:
@@ -76,9 +83,13 @@ def read_config(path: Path | None) -> GovmailConfig:
 
 @contextmanager
 def opened(path: Path | None) -> Iterator[Instance]:
+    """The configured instance, without the message filters (no command here filters mail)."""
+    from mailserver.instance import open_instance
+    from mailserver.logging_setup import configure_logging
+
     config = read_config(path)
     configure_logging("WARNING", config.server.log_format)
-    instance = open_instance(config)
+    instance = open_instance(config, filters=False)
     try:
         yield instance
     finally:
@@ -100,6 +111,8 @@ def read_password(from_stdin: bool, confirm: bool = True) -> str:
 
 
 def enforce_policy(password: str, address: str, full_name: str | None, allow_weak: bool) -> None:
+    from storage.password_policy import check_password
+
     problems = check_password(password, address.partition("@")[0], full_name)
     if problems and not allow_weak:
         raise fail("password refused: " + "; ".join(problems))
@@ -120,6 +133,8 @@ def init(
     ] = None,
 ) -> None:
     """Create DATA_DIR/govmail.toml, the database, a TLS certificate and the first domain."""
+    from mailserver.init_instance import InitError, initialise_instance
+
     try:
         result = initialise_instance(data_dir, domain, hostname, agency_name)
     except InitError as exc:
@@ -133,7 +148,15 @@ def init(
 
 @app.command()
 def serve(config: ConfigOption = None) -> None:
-    """Run every listener in one process until SIGTERM."""
+    """Run every listener until SIGTERM, in worker processes (one per CPU core) and a supervisor.
+
+    server.workers sets how many worker processes (0: one per CPU core; 1: everything in one
+    process, no supervisor). The supervisor binds the SMTP and IMAP listeners and hands each
+    connection to the least busy worker; the admin API runs in worker 0.
+    """
+    import asyncio
+
+    from mailserver.logging_setup import configure_logging
     from mailserver.serve import serve as run_server
     from mailserver.supervisor import WorkersFailed
 
@@ -158,6 +181,7 @@ def check(
     Prints each check's status (ok, info, warn, fail) and how to fix a problem; exits 1 when
     a check fails (warnings alone exit 0). Changes nothing.
     """
+    from mailserver.config import find_config_path
     from mailserver.doctor.cli import run_check_command
 
     raise typer.Exit(run_check_command(find_config_path(config), dns, as_json))
@@ -180,6 +204,9 @@ def mailbox_add(
     config: ConfigOption = None,
 ) -> None:
     """Create a mailbox with its default folders."""
+    from storage.accounts import create_mailbox
+    from storage.mailbox_ops import MailboxError
+
     password = read_password(password_stdin)
     enforce_policy(password, address, name or None, allow_weak)
     with opened(config) as instance:
@@ -202,11 +229,15 @@ def mailbox_list(
     config: ConfigOption = None,
 ) -> None:
     """List mailboxes: address, state, used and quota in bytes, display name (tab-separated)."""
+    from storage.accounts import list_mailboxes, view
+
     with opened(config) as instance, instance.db.read_session() as session:
         views = [view(m) for m in list_mailboxes(session)]
     if as_json:
         typer.echo(json.dumps([v.__dict__ for v in views], ensure_ascii=False))
         return
+    if not views:
+        say_empty("mailboxes")
     for v in views:
         typer.echo(f"{v.address}\t{v.state}\t{v.used_bytes}\t{v.quota_bytes}\t{v.display_name}")
 
@@ -226,6 +257,9 @@ def mailbox_passwd(
     config: ConfigOption = None,
 ) -> None:
     """Set a mailbox's password (unlocks nothing: use the state commands for that)."""
+    from storage.accounts import find_mailbox, set_password
+    from storage.mailbox_ops import MailboxError
+
     password = read_password(password_stdin)
     with opened(config) as instance:
         with instance.db.read_session() as session:
@@ -246,6 +280,9 @@ def mailbox_passwd(
 @mailbox_app.command("delete")
 def mailbox_delete(address: str, config: ConfigOption = None) -> None:
     """Delete a mailbox with all its folders and messages."""
+    from storage.accounts import delete_mailbox
+    from storage.mailbox_ops import MailboxError
+
     with opened(config) as instance:
         try:
             with instance.db.write_session() as session:

@@ -7,21 +7,11 @@ Both create the domain's first keys if it has none.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 import typer
 
-from filters.dkim_keys import (
-    ensure_keys,
-    published_keys,
-    rotate_keys,
-)
 from mailserver.cli import CLI_ACTOR, ConfigOption, fail, opened
-from mailserver.dns_records import client_endpoints, domain_records
-from storage.accounts import normalise_address
-from storage.mailbox_ops import MailboxError
-from storage.models import utcnow
 
 dkim_app: typer.Typer = typer.Typer(
     help="DKIM keys and the DNS records of a domain.", no_args_is_help=True
@@ -29,6 +19,8 @@ dkim_app: typer.Typer = typer.Typer(
 
 
 def _domain(name: str) -> str:
+    from storage.accounts import normalise_address
+
     try:
         return normalise_address(f"x@{name}").partition("@")[2]
     except ValueError as exc:
@@ -41,6 +33,11 @@ def dkim_dns(
     config: ConfigOption = None,
 ) -> None:
     """Print every DNS record the domain needs: DKIM, SPF, DMARC, MX, SRV, autoconfig."""
+    from filters.dkim_keys import ensure_keys, published_keys
+    from mailserver.dns_records import client_endpoints, domain_records
+    from storage.mailbox_ops import MailboxError
+    from storage.models import utcnow
+
     name = _domain(domain)
     with opened(config) as instance:
         try:
@@ -67,6 +64,13 @@ def dkim_rotate(
     config: ConfigOption = None,
 ) -> None:
     """Make new RSA and Ed25519 selectors; old ones stay published for the overlap period."""
+    from datetime import timedelta
+
+    from filters.dkim_keys import rotate_keys
+    from mailserver.dns_records import client_endpoints, domain_records
+    from storage.mailbox_ops import MailboxError
+    from storage.models import utcnow
+
     name = _domain(domain)
     now = utcnow()
     with opened(config) as instance:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from filters.pipeline import Pipeline
-from filters.registry import build_junk_trainer, build_pipelines
-from filters.training import JunkTrainer
 from mailserver.auth_throttle import LoginThrottle
 from mailserver.config import GovmailConfig
 from storage.blobs import BlobStore
@@ -15,6 +14,9 @@ from storage.inline_blobs import inline_source
 from storage.passwords import PasswordParams, Passwords
 from storage.schema import upgrade_to_head
 from storage.store import MailStore
+
+if TYPE_CHECKING:
+    from filters.training import JunkTrainer
 
 
 @dataclass
@@ -79,11 +81,14 @@ def open_instance(
     migrate: bool = True,
     shared_by_processes: bool = False,
     serving: bool = False,
+    filters: bool = True,
 ) -> Instance:
     """Open the database (migrating it to the current schema) and the blob store.
 
     ``shared_by_processes``: this is one of several worker processes of `govmail serve`;
-    ``serving``: a long-running server, whose store checkpoints the SQLite WAL off the write path.
+    ``serving``: a long-running server, whose store checkpoints the SQLite WAL off the write path;
+    ``filters``: build the message pipelines and the junk trainer (the CLI's administration
+    commands pass False: they filter no message, and not importing the filters keeps them quick).
     """
     db = open_database(
         config.database_url,
@@ -108,6 +113,9 @@ def open_instance(
             config.auth.max_failures_per_ip, config.auth.ip_failure_window_seconds
         ),
     )
-    instance.inbound_pipeline, instance.outbound_pipeline = build_pipelines(instance)
-    instance.junk_trainer = build_junk_trainer(config)
+    if filters:
+        from filters.registry import build_junk_trainer, build_pipelines
+
+        instance.inbound_pipeline, instance.outbound_pipeline = build_pipelines(instance)
+        instance.junk_trainer = build_junk_trainer(config)
     return instance

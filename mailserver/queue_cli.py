@@ -8,31 +8,17 @@ transaction; ``delete`` drops the entry without any DSN. Each is written to the 
 
 from __future__ import annotations
 
-import asyncio
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlmodel import Session
 
-from mailserver.cli import CLI_ACTOR, ConfigOption, fail, opened
-from mailserver.delivery.queue import (
-    FAILED,
-    EntryView,
-    QueueError,
-    RecipientOutcome,
-    claim_entry,
-    delete_entry,
-    get_entry,
-    list_entries,
-    retry_now,
-)
-from mailserver.delivery.routing import DNSMXResolver, Router
-from mailserver.delivery.runner import Attempt, QueueRunner
-from mailserver.instance import Instance
-from storage.accounts import audit
+from mailserver.cli import CLI_ACTOR, ConfigOption, fail, opened, say_empty
+
+if TYPE_CHECKING:
+    from mailserver.delivery.queue import EntryView
+    from mailserver.instance import Instance
 
 queue_app: typer.Typer = typer.Typer(
     help="Inspect and manage the outbound queue.", no_args_is_help=True
@@ -71,11 +57,15 @@ def queue_list(
     config: ConfigOption = None,
 ) -> None:
     """Entries: id, state, attempts, next attempt, sender, pending/total recipients."""
+    from mailserver.delivery.queue import list_entries
+
     with opened(config) as instance, instance.db.read_session() as session:
         entries = list_entries(session, include_done)
     if as_json:
         typer.echo(json.dumps([_row(e) for e in entries], ensure_ascii=False))
         return
+    if not entries:
+        say_empty("queue entries" if include_done else "pending queue entries")
     for e in entries:
         typer.echo(
             f"{e.id}\t{e.state}\t{e.attempts}\t{e.next_attempt_at.isoformat(timespec='seconds')}"
@@ -86,6 +76,8 @@ def queue_list(
 @queue_app.command("show")
 def queue_show(entry_id: int, config: ConfigOption = None) -> None:
     """One entry with every recipient's status and last reply (JSON)."""
+    from mailserver.delivery.queue import get_entry
+
     with opened(config) as instance, instance.db.read_session() as session:
         entry = get_entry(session, entry_id)
     if entry is None:
@@ -94,6 +86,9 @@ def queue_show(entry_id: int, config: ConfigOption = None) -> None:
 
 
 def _admin(config: Path | None, entry_id: int, action: str, fn: Any) -> None:
+    from mailserver.delivery.queue import QueueError
+    from storage.accounts import audit
+
     with opened(config) as instance:
         try:
             with instance.db.write_session() as session:
@@ -106,6 +101,10 @@ def _admin(config: Path | None, entry_id: int, action: str, fn: Any) -> None:
 @queue_app.command("retry")
 def queue_retry(entry_id: int, config: ConfigOption = None) -> None:
     """Make an entry due now."""
+    from datetime import UTC, datetime
+
+    from mailserver.delivery.queue import retry_now
+
     _admin(config, entry_id, "retry", lambda s: retry_now(s, entry_id, datetime.now(UTC)))
     typer.echo(f"entry {entry_id} is due now")
 
@@ -113,12 +112,23 @@ def queue_retry(entry_id: int, config: ConfigOption = None) -> None:
 @queue_app.command("delete")
 def queue_delete(entry_id: int, config: ConfigOption = None) -> None:
     """Remove an entry without telling the sender."""
+    from mailserver.delivery.queue import delete_entry
+
     _admin(config, entry_id, "delete", lambda s: delete_entry(s, entry_id))
     typer.echo(f"deleted entry {entry_id}")
 
 
 async def bounce_entry(instance: Instance, entry_id: int) -> int:
     """Fail the entry's pending recipients now, with the DSN; returns how many were failed."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlmodel import Session
+
+    from mailserver.delivery.queue import FAILED, RecipientOutcome, claim_entry
+    from mailserver.delivery.routing import DNSMXResolver, Router
+    from mailserver.delivery.runner import Attempt, QueueRunner
+    from storage.accounts import audit
+
     store = instance.store
     await store.start()
     try:
@@ -144,6 +154,10 @@ async def bounce_entry(instance: Instance, entry_id: int) -> int:
 @queue_app.command("bounce")
 def queue_bounce(entry_id: int, config: ConfigOption = None) -> None:
     """Give up on an entry now: its pending recipients fail and the sender gets a DSN."""
+    import asyncio
+
+    from mailserver.delivery.queue import QueueError
+
     with opened(config) as instance:
         try:
             count = asyncio.run(bounce_entry(instance, entry_id))

@@ -8,25 +8,26 @@ A pattern is a full address or "@domain" (that domain and its subdomains).
 
 from __future__ import annotations
 
-import typer
-from sqlmodel import Session, col, select
+from typing import Literal
 
-from mailserver.cli import CLI_ACTOR, ConfigOption, fail, opened
-from storage.accounts import require_mailbox
-from storage.mailbox_ops import MailboxError
-from storage.models import SenderRule, SenderRuleKind
-from storage.sender_rules import remove_sender_rule, set_sender_rule
+import typer
+
+from mailserver.cli import CLI_ACTOR, ConfigOption, fail, opened, say_empty
 
 senders_app: typer.Typer = typer.Typer(
     help="Per-mailbox allow and block lists of senders.", no_args_is_help=True
 )
 
 
-def _set(address: str, pattern: str, kind: SenderRuleKind, config: ConfigOption) -> None:
+def _set(address: str, pattern: str, kind: Literal["allow", "block"], config: ConfigOption) -> None:
+    from storage.mailbox_ops import MailboxError
+    from storage.models import SenderRuleKind
+    from storage.sender_rules import set_sender_rule
+
     with opened(config) as instance:
         try:
             with instance.db.write_session() as session:
-                rule = set_sender_rule(session, CLI_ACTOR, address, pattern, kind)
+                rule = set_sender_rule(session, CLI_ACTOR, address, pattern, SenderRuleKind(kind))
                 shown = rule.pattern
         except (MailboxError, ValueError) as exc:
             raise fail(str(exc)) from exc
@@ -36,18 +37,21 @@ def _set(address: str, pattern: str, kind: SenderRuleKind, config: ConfigOption)
 @senders_app.command("allow")
 def senders_allow(address: str, pattern: str, config: ConfigOption = None) -> None:
     """Never put mail from PATTERN in this mailbox's Junk."""
-    _set(address, pattern, SenderRuleKind.ALLOW, config)
+    _set(address, pattern, "allow", config)
 
 
 @senders_app.command("block")
 def senders_block(address: str, pattern: str, config: ConfigOption = None) -> None:
     """Put mail from PATTERN in Junk (refused when every recipient blocks it)."""
-    _set(address, pattern, SenderRuleKind.BLOCK, config)
+    _set(address, pattern, "block", config)
 
 
 @senders_app.command("remove")
 def senders_remove(address: str, pattern: str, config: ConfigOption = None) -> None:
     """Forget this mailbox's rule for PATTERN."""
+    from storage.mailbox_ops import MailboxError
+    from storage.sender_rules import remove_sender_rule
+
     with opened(config) as instance:
         try:
             with instance.db.write_session() as session:
@@ -62,6 +66,11 @@ def senders_remove(address: str, pattern: str, config: ConfigOption = None) -> N
 @senders_app.command("list")
 def senders_list(address: str, config: ConfigOption = None) -> None:
     """The mailbox's rules: kind and pattern, tab-separated."""
+    from sqlmodel import Session, col, select
+
+    from storage.accounts import require_mailbox
+    from storage.mailbox_ops import MailboxError
+    from storage.models import SenderRule
 
     def rules(session: Session) -> list[tuple[str, str]]:
         mailbox = require_mailbox(session, address)
@@ -78,5 +87,7 @@ def senders_list(address: str, config: ConfigOption = None) -> None:
                 found = rules(session)
         except MailboxError as exc:
             raise fail(str(exc)) from exc
+    if not found:
+        say_empty(f"sender rules for {address.lower()}")
     for kind, pattern in found:
         typer.echo(f"{kind}\t{pattern}")

@@ -8,6 +8,7 @@ event in the same transaction as the change. Password hashes are computed by the
 from __future__ import annotations
 
 import json
+import string
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,10 @@ class DomainNotFound(MailboxError):
     pass
 
 
+class InvalidAddress(MailboxError):
+    """An address that cannot be given to a new mailbox; the text says why."""
+
+
 def audit(
     session: Session,
     actor: str,
@@ -87,6 +92,51 @@ def normalise_address(address: str) -> str:
     except UnicodeError as exc:
         raise ValueError(f"invalid domain in {address!r}") from exc
     return f"{local.lower()}@{ascii_domain}"
+
+
+# RFC 5321 4.1.2 atext, less "%" and "!": SMTP refuses local parts with them as relay tricks
+# (mailserver/smtp/address.py relay_trick), so such a mailbox could never receive mail.
+_LOCAL_PART_CHARACTERS = frozenset(string.ascii_letters + string.digits + "#$&'*+-/=?^_`{|}~")
+MAX_LOCAL_PART_OCTETS = 64  # RFC 5321 4.5.3.1.1
+
+
+def local_part_problem(address: str) -> str | None:
+    """Why the local part of ``address`` (normalised) cannot be a new mailbox's, or None.
+
+    It must be an RFC 5321 dot-atom in ASCII of at most 64 characters: letters, digits and
+    ``#$&'*+-/=?^_`{|}~``, with single dots between them.
+    """
+    local = address.rpartition("@")[0]
+    if len(local) > MAX_LOCAL_PART_OCTETS:
+        return f"the part before @ is longer than {MAX_LOCAL_PART_OCTETS} characters"
+    wrong = sorted({char for char in local if char not in _LOCAL_PART_CHARACTERS | {"."}})
+    if wrong:
+        shown = " ".join(repr(char) for char in wrong)
+        allowed = "unaccented letters, digits, . - _ + are fine"
+        return f"the part before @ may not contain {shown} ({allowed})"
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return "the part before @ may not start or end with a dot, nor hold two dots in a row"
+    return None
+
+
+def check_new_address(address: str) -> str:
+    """``address`` normalised, or :class:`InvalidAddress` saying why no mailbox can have it."""
+    local, at, domain = address.strip().rpartition("@")
+    problem: str | None
+    if not at:
+        problem = "no @ between a name and a domain"
+    elif not local:
+        problem = "nothing before the @"
+    elif not domain:
+        problem = "no domain after the @"
+    else:
+        try:
+            problem = local_part_problem(normalise_address(address))
+        except ValueError:
+            problem = "the domain is not a valid domain name"
+    if problem is not None:
+        raise InvalidAddress(f"invalid address {address!r}: {problem}")
+    return normalise_address(address)
 
 
 # ---------------------------------------------------------------- agencies and domains
@@ -191,7 +241,7 @@ def create_mailbox(
 
     ``agency_id``: the person's agency when it is not the domain's (a shared province domain).
     """
-    address = normalise_address(address)
+    address = check_new_address(address)
     domain = find_domain(session, address.partition("@")[2])
     if domain is None:
         raise DomainNotFound(f"domain of {address} is not served here")

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from sqlmodel import Session, col, select
 
-from storage.accounts import AccountExists, create_mailbox, normalise_address
+from storage.accounts import AccountExists, check_new_address, create_mailbox
 from storage.address_convention import generate_local_part, normalise_agency_abbreviation
 from storage.admin_scope import Scope, may_use_address
 from storage.agency_code import AgencyCodeError, parse_agency_code
@@ -119,6 +119,10 @@ class ImportReport:
 
     def summary(self) -> dict[str, int]:
         return {status.value: self.count(status) for status in RowStatus}
+
+    def failed(self) -> list[RowOutcome]:
+        """The rows in error, each with its reason in ``message``."""
+        return [row for row in self.rows if row.status == RowStatus.ERROR]
 
 
 # ---------------------------------------------------------------- parsing (pure)
@@ -277,17 +281,15 @@ def _plan_row(
     agency_id = _resolve_agency(directory, row.agency)
     person = (agency_id, fold_for_search(row.full_name))
     if row.address:
-        try:
-            address = normalise_address(row.address)
-        except ValueError as exc:
-            raise MailboxError(str(exc)) from exc
-        if address in directory.taken:
-            if address in directory.people.get(person, []) and address not in directory.claimed:
-                directory.claimed.add(address)
-                return RowStatus.EXISTS, address, agency_id
-            raise MailboxError(f"{address} is not available")
+        address = check_new_address(row.address)
+        same_person = address in directory.people.get(person, [])
+        if address in directory.taken and same_person and address not in directory.claimed:
+            directory.claimed.add(address)
+            return RowStatus.EXISTS, address, agency_id
         if not may_use_address(session, scope, address, agency_id):
-            raise MailboxError(f"{address} is not available")
+            raise MailboxError(_unavailable(scope, address))
+        if address in directory.taken:
+            raise MailboxError(f"{address} is already taken (by a mailbox, an alias or a group)")
         return RowStatus.CREATED, address, agency_id
     for existing in directory.people.get(person, []):
         if existing not in directory.claimed:
@@ -299,6 +301,13 @@ def _plan_row(
         row.full_name, abbreviation, lambda candidate: f"{candidate}@{domain}" in directory.taken
     )
     return RowStatus.CREATED, f"{local}@{domain}", agency_id
+
+
+def _unavailable(scope: Scope, address: str) -> str:
+    """Why ``scope`` may not create ``address``; an agency admin learns nothing of others'."""
+    if scope.is_everything:
+        return f"{address}: its domain is not served here"
+    return f"{address} is not available to this administrator"
 
 
 def plan_import(

@@ -128,6 +128,27 @@ def test_mailbox_add_list_passwd_delete(instance_dir: Path) -> None:
     assert missing.returncode == 1 and "no mailbox" in missing.stderr
 
 
+def test_mailbox_import_exit_status_says_whether_every_row_was_created(
+    instance_dir: Path, tmp_path: Path
+) -> None:
+    config = str(instance_dir / "govmail.toml")
+    staff = tmp_path / "staff.csv"
+    staff.write_text(
+        "full_name,agency,address\nLê Văn Tám,sotest,tam@sotest.gov.vn\n"
+        "Trần Văn Bốn,sotest,tam@sotest.gov.vn\n",
+        encoding="utf-8",
+    )
+    failed = run_cli("mailbox", "import", str(staff), "--links", "-c", config)
+    assert failed.returncode == 1
+    assert "line 3: tam@sotest.gov.vn is already taken" in failed.stderr
+    assert "error: 1 of 2 rows failed" in failed.stderr
+    assert ",created,tam@sotest.gov.vn," in failed.stdout  # the report still lists every row
+    staff.write_text("full_name,agency\nLê Văn Năm,sotest\n", encoding="utf-8")
+    created = run_cli("mailbox", "import", str(staff), "--links", "-c", config)
+    assert created.returncode == 0, created.stderr
+    assert "1 created, 0 would_create, 0 exists, 0 error" in created.stderr
+
+
 def test_config_is_found_by_env_then_current_directory(instance_dir: Path, tmp_path: Path) -> None:
     config = str(instance_dir / "govmail.toml")
     by_env = run_cli("mailbox", "list", env=govmail_env(GOVMAIL_CONFIG=config), cwd=tmp_path)

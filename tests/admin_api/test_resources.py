@@ -291,3 +291,15 @@ async def test_tokens_list_get_and_agency_scoped_issue(world: World) -> None:
 
     stored = await world.instance.store.read(hashes)
     assert issued.json()["token"] not in stored and len(stored[-1]) == 64
+
+
+async def test_a_mailbox_address_that_could_never_receive_mail_is_refused(world: World) -> None:
+    body = {"address": "an%b@hanoi.gov.vn", "password": "Zq7#mWx!pL2v"}
+    refused = await world.post("system", "/v1/mailboxes", json=body)
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == (
+        "invalid address 'an%b@hanoi.gov.vn': the part before @ may not contain '%'"
+        " (unaccented letters, digits, . - _ + are fine)"
+    )
+    listed = await world.get("system", "/v1/mailboxes", params={"q": "an%b"})
+    assert listed.json()["total"] == 0

@@ -1,4 +1,4 @@
-"""The staff CSV parser and the initial passwords: pure functions, hostile input."""
+"""The staff CSV parser, new addresses and the initial passwords: pure functions, hostile input."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import unicodedata
 
 import pytest
 
+from storage.accounts import InvalidAddress, check_new_address
 from storage.password_batch import generate_initial_password
 from storage.password_policy import check_password
 from storage.staff_import import MAX_ROWS, ImportFileError, RowStatus, StaffRow, parse_staff_csv
@@ -72,3 +73,32 @@ def test_initial_passwords_pass_the_policy_and_differ() -> None:
     assert len(seen) == 200
     with pytest.raises(ValueError):
         generate_initial_password("a", None, length=8)
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("thanhnn", "no @ between a name and a domain"),
+        ("@hanoi.gov.vn", "nothing before the @"),
+        ("thanhnn@", "no domain after the @"),
+        ("a b@hanoi.gov.vn", "may not contain ' '"),
+        ("a@b@hanoi.gov.vn", "may not contain '@'"),
+        ("a\x00b@hanoi.gov.vn", "may not contain '\\x00'"),
+        ("bang!path@hanoi.gov.vn", "may not contain '!'"),
+        ("thành@hanoi.gov.vn", "may not contain 'à'"),
+        (".a@hanoi.gov.vn", "may not start or end with a dot"),
+        ("a..b@hanoi.gov.vn", "nor hold two dots in a row"),
+        ("x" * 65 + "@hanoi.gov.vn", "longer than 64 characters"),
+        ("a@\udcff.vn", "the domain is not a valid domain name"),
+    ],
+)
+def test_new_mailbox_addresses_are_checked_with_a_reason(address: str, reason: str) -> None:
+    with pytest.raises(InvalidAddress) as caught:
+        check_new_address(address)
+    assert str(caught.value).startswith(f"invalid address {address!r}: ")
+    assert reason in str(caught.value)
+
+
+def test_valid_new_addresses_are_normalised() -> None:
+    assert check_new_address(" Thanh.NN-2+x_y@HaNoi.gov.vn ") == "thanh.nn-2+x_y@hanoi.gov.vn"
+    assert check_new_address("o'brien@sở.vn") == "o'brien@xn--s-lym.vn"
