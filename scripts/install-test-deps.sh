@@ -186,8 +186,11 @@ install_python_packages() {
   fi
   local spec=$repo
   [[ -n $extra ]] && spec="${repo}[${extra}]"
+  # The server alone (run.sh): no byte-compiling at install; the first start compiles what it uses.
+  local -a compile=()
+  [[ -z $extra ]] && compile=(--no-compile)
   say "pip install -e '.${extra:+[$extra]}' into $python"
-  quietly "$python" -m pip install -q -e "$spec"
+  quietly "$python" -m pip install -q "${compile[@]}" -e "$spec"
 }
 
 case ${1:-} in
