@@ -195,16 +195,19 @@ def test_run_sh_on_a_clean_copy_receives_scans_and_serves_mail(clean_copy: Path)
             stop_and_check_spamd_gone(server, socket_path)
 
 
-def test_a_killed_managed_spamd_is_restarted_and_mail_waits_for_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_killed_managed_spamd_is_restarted_and_mail_waits_for_it(
+    tmp_path: Path, workers: str
+) -> None:
     data = tmp_path / "inst"
     env = serving_env(REPO)
     assert run_cli("init", "--data-dir", str(data), "--domain", DOMAIN, env=env).returncode == 0
     config = data / "govmail.toml"
     add_mailbox(config, env)
     socket_path = data / "spamd" / "spamd.sock"
-    # One process (server.workers = 1): serve.py runs the spamd itself, not the supervisor.
+    # server.workers = 1: serve.py runs the spamd; 2: the supervisor does, workers scan.
     server = start_server(
-        config, GOVMAIL_SPAMD__ENABLED="true", GOVMAIL_SERVER__WORKERS="1",
+        config, GOVMAIL_SPAMD__ENABLED="true", GOVMAIL_SERVER__WORKERS=workers,
         GOVMAIL_DNS__SYSTEM_RESOLVER="false",
     )  # fmt: skip
     try:
