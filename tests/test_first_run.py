@@ -9,6 +9,7 @@ does not build a virtual environment; benchmarks/README.md ("First run") measure
 from __future__ import annotations
 
 import imaplib
+import logging
 import os
 import re
 import shutil
@@ -23,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from mailserver import scanners
 from mailserver.config import load_config
-from mailserver.scanners import find_spamd
+from mailserver.scanners import find_spamd, restart_delay
 from tests.support.process import (
     EPHEMERAL,
     ServerProcess,
@@ -272,3 +274,21 @@ def test_a_config_without_the_managed_key_keeps_its_external_spamd(tmp_path: Pat
     assert loaded.spamd_address == "127.0.0.1:7830"
     config.write_text("[spamd]\nmanaged = true\n")
     assert load_config(config).spamd_address == str(tmp_path / "spamd" / "spamd.sock")
+
+
+def test_restart_delay_doubles_up_to_a_minute() -> None:
+    delays = [restart_delay(deaths) for deaths in range(1, 10)]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+
+
+async def test_a_managed_spamd_that_is_not_installed_is_named_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "govmail.toml"
+    config.write_text("[spamd]\nmanaged = true\n")
+    monkeypatch.setattr(scanners, "find_spamd", lambda: None)  # a machine without spamd
+    caplog.set_level(logging.INFO, logger="govmail")
+    assert await scanners.start_managed_spamd(load_config(config)) is None
+    [line] = [r.getMessage() for r in caplog.records if "event=scanner_missing" in r.getMessage()]
+    assert "service=spamd managed=true" in line and "on_failure (tempfail)" in line
+    assert "spamassassin and spamd packages" in line
