@@ -267,7 +267,7 @@ class GovmailConfig(BaseSettings):
 
     @property
     def spamd_dir(self) -> Path:
-        """Where a managed spamd keeps its socket and home (its Bayes database)."""
+        """Where a managed spamd has its socket and its helpers' home."""
         return self.data_dir / "spamd"
 
     @property

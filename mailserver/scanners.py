@@ -2,12 +2,14 @@
 
 With ``[spamd] managed = true`` (what `govmail init` writes) the serving process (the supervisor,
 or the only process with ``server.workers = 1``) runs Debian's spamd as a child on a private unix
-socket, ``<data_dir>/spamd/spamd.sock``, with its home (Bayes database) beside it. Rules are the
-ones Debian ships in /usr/share/spamassassin (or sa-update's, when it has run): spamd needs no
-network to start, and runs local tests only unless ``network_tests`` is on. A spamd that exits is
-started again after a delay that doubles with each quick death (1 s up to a minute), each logged;
-on shutdown it is stopped (SIGTERM, then SIGKILL of its process group). Nothing here blocks the
-event loop: the child is an asyncio subprocess and readiness is polled with async PINGs.
+socket, ``<data_dir>/spamd/spamd.sock``, with its helpers' home beside it (Bayes stays where
+SpamAssassin puts it: the user's ~/.spamassassin; as root spamd runs as nobody, without one).
+Rules are the ones Debian ships in /usr/share/spamassassin (or sa-update's, when it has run):
+spamd needs no network to start, and runs local tests only unless ``network_tests`` is on. A
+spamd that exits is started again after a delay that doubles with each quick death (1 s up to a
+minute), each logged; on shutdown it is stopped (SIGTERM, then SIGKILL of its process group).
+Nothing here blocks the event loop: the child is an asyncio subprocess and readiness is polled
+with async PINGs.
 
 `serve` waits (at most ``READY_WAIT_SECONDS``) for the managed spamd to answer before it listens,
 so that mail is not refused while it starts; the spam check waits for a restarting one
@@ -228,10 +230,10 @@ class ManagedSpamd:
         return command
 
     def _prepare_directory(self) -> None:
-        """The socket's directory (private) and spamd's home; a stale socket removed."""
+        """The socket's directory (private) and spamd's helper home; a stale socket removed."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.home.mkdir(mode=0o700, exist_ok=True)
-        if os.geteuid() == 0:  # spamd scans and learns as nobody
+        if os.geteuid() == 0:  # spamd scans as nobody
             nobody = pwd.getpwnam(UNPRIVILEGED_USER)
             os.chown(self.home, nobody.pw_uid, nobody.pw_gid)
         with contextlib.suppress(FileNotFoundError):
