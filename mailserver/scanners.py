@@ -262,9 +262,21 @@ async def start_managed_spamd(config: GovmailConfig) -> ManagedSpamd | None:
     return spamd
 
 
-async def wait_for_managed_spamd(spamd: ManagedSpamd | None, config: GovmailConfig) -> None:
-    """Before listening: give the managed spamd up to ``READY_WAIT_SECONDS`` to answer."""
-    if spamd is None or await spamd.wait_ready(READY_WAIT_SECONDS):
+async def wait_for_managed_spamd(
+    spamd: ManagedSpamd | None, config: GovmailConfig, stop: asyncio.Event
+) -> None:
+    """Before listening: give the managed spamd up to ``READY_WAIT_SECONDS`` to answer (a
+    SIGTERM meanwhile, ``stop``, ends the wait)."""
+    if spamd is None:
+        return
+    ready = asyncio.create_task(spamd.wait_ready(READY_WAIT_SECONDS))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait((ready, stopped), return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not ready.done():
+        ready.cancel()
+        return
+    if ready.result():
         return
     tail = " | ".join(list(spamd.log_tail)[-3:])
     log.error(

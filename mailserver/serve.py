@@ -300,7 +300,9 @@ async def serve(config: GovmailConfig) -> None:
     spamd = await start_managed_spamd(config)
     try:
         await report_scanners(config)
-        await wait_for_managed_spamd(spamd, config)  # no mail refused while it starts
+        await wait_for_managed_spamd(spamd, config, stop)  # no mail refused while it starts
+        if stop.is_set():
+            return
         running = await start_servers(config)
         settle_heap()
         listening = " ".join(f"{name}={addr}" for name, addr in running.bound.items())

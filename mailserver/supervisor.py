@@ -112,7 +112,7 @@ class Supervisor:
             bound = await self._wait_ready()
             await scanners
             # Connections wait in the backlog, not refused, while the managed spamd starts.
-            await wait_for_managed_spamd(self.spamd, config)
+            await wait_for_managed_spamd(self.spamd, config, self._stop)
         except BaseException:
             await self._shutdown()
             raise

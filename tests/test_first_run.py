@@ -292,3 +292,41 @@ async def test_a_managed_spamd_that_is_not_installed_is_named_at_start(
     [line] = [r.getMessage() for r in caplog.records if "event=scanner_missing" in r.getMessage()]
     assert "service=spamd managed=true" in line and "on_failure (tempfail)" in line
     assert "spamassassin and spamd packages" in line
+
+
+def test_a_spamd_that_keeps_dying_is_restarted_ever_later_and_sigterm_still_stops(
+    tmp_path: Path,
+) -> None:
+    """A spamd that cannot start (here: a spamd on PATH that exits at once with an error) is
+    restarted after 1 s, then 2 s, each logged with its last words; SIGTERM while `serve` waits
+    for it stops at once, without ever listening."""
+    fake = tmp_path / "bin" / "spamd"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'error: config: no rules were found' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    data = tmp_path / "inst"
+    env = serving_env(REPO, PATH=f"{fake.parent}:{os.environ['PATH']}", GOVMAIL_SERVER__WORKERS="1")
+    assert run_cli("init", "--data-dir", str(data), "--domain", DOMAIN, env=env).returncode == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mailserver", "serve", "--config", str(data / "govmail.toml")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+    )  # fmt: skip
+    assert process.stderr is not None
+    died: list[str] = []
+    try:
+        for line in process.stderr:
+            assert "event=listening" not in line
+            if "event=spamd_died" in line:
+                died.append(line)
+            if len(died) == 2:
+                break
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "status=3 restart_in_seconds=1 " in died[0]
+    assert "status=3 restart_in_seconds=2 " in died[1]
+    assert "no rules were found" in died[0]
