@@ -104,7 +104,7 @@ class ManagedSpamd:
 
     def start(self) -> None:
         if len(str(self.socket_path).encode()) > MAX_SOCKET_PATH:
-            raise ValueError(
+            raise OSError(  # `serve` reports an OSError as "cannot start: ..."
                 f"the managed spamd's socket path {self.socket_path} is too long for a unix "
                 "socket: use a shorter data_dir, or run spamd yourself ([spamd] managed = false)"
             )

@@ -102,6 +102,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        scanners: asyncio.Task[list[str]] | None = None
         try:
             self.spamd = await start_managed_spamd(config)
             scanners = asyncio.create_task(report_scanners(config))
@@ -114,6 +115,8 @@ class Supervisor:
             # Connections wait in the backlog, not refused, while the managed spamd starts.
             await wait_for_managed_spamd(self.spamd, config, self._stop)
         except BaseException:
+            if scanners is not None:
+                scanners.cancel()
             await self._shutdown()
             raise
         for listener in self.listeners:

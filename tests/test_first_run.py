@@ -330,3 +330,14 @@ def test_a_spamd_that_keeps_dying_is_restarted_ever_later_and_sigterm_still_stop
     assert "status=3 restart_in_seconds=1 " in died[0]
     assert "status=3 restart_in_seconds=2 " in died[1]
     assert "no rules were found" in died[0]
+
+
+def test_a_data_dir_too_deep_for_the_socket_is_a_clear_start_error(tmp_path: Path) -> None:
+    data = tmp_path / ("d" * 100) / "inst"
+    env = serving_env(REPO, GOVMAIL_SERVER__WORKERS="1")
+    assert run_cli("init", "--data-dir", str(data), "--domain", DOMAIN, env=env).returncode == 0
+    result = run_cli("serve", "--config", str(data / "govmail.toml"), env=env)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "cannot start: the managed spamd's socket path" in last
+    assert "[spamd] managed = false" in last
