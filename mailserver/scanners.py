@@ -281,7 +281,9 @@ async def wait_for_managed_spamd(
     tail = " | ".join(list(spamd.log_tail)[-3:])
     log.error(
         "event=scanner_unavailable service=spamd managed=true address=%s "
-        "effect=\"inbound mail gets [spamd] on_failure (%s) until it answers\" last_log=%r",
+        "effect=\"inbound mail gets [spamd] on_failure (%s) until it answers\" "
+        "fix=\"see its event=spamd_log lines; or run spamd yourself ([spamd] managed = false)\" "
+        "last_log=%r",
         config.spamd_address, config.spamd.on_failure, tail,
     )  # fmt: skip
 
