@@ -36,6 +36,19 @@ class ClamdClient:
             return await asyncio.open_unix_connection(self.address.socket_path)
         return await asyncio.open_connection(self.address.host, self.address.port)
 
+    async def ping(self) -> None:
+        """Raises unless clamd answers PING with PONG (the start-up check of `serve`)."""
+        async with asyncio.timeout(self.timeout):
+            reader, writer = await self._connect()
+            try:
+                writer.write(b"zPING\0")
+                await writer.drain()
+                reply = await reader.read(MAX_REPLY)
+            finally:
+                writer.close()
+        if not reply.startswith(b"PONG"):
+            raise ClamdError(f"unexpected reply to PING: {reply[:40]!r}")
+
     async def scan(self, data: bytes) -> str | None:
         """The signature name if clamd finds one, None if the data is clean."""
         async with asyncio.timeout(self.timeout):

@@ -47,7 +47,7 @@ def build_dns(config: GovmailConfig) -> DnsResolver:
 
 
 def spamd_client(config: GovmailConfig) -> SpamdClient:
-    return SpamdClient(config.spamd.address, config.spamd.timeout_seconds, config.spamd.user)
+    return SpamdClient(config.spamd_address, config.spamd.timeout_seconds, config.spamd.user)
 
 
 def build_junk_trainer(config: GovmailConfig) -> JunkTrainer | None:
@@ -74,8 +74,10 @@ def _check_factories(
         s = config.spamd
         if not s.enabled:
             return None
+        # A managed spamd may be (re)starting: wait for it up to one scan's timeout.
+        wait = s.timeout_seconds if s.managed else 0.0
         return SpamCheck(
-            spamd_client(config), s.junk_score, s.reject_score, s.max_scan_size, s.on_failure
+            spamd_client(config), s.junk_score, s.reject_score, s.max_scan_size, s.on_failure, wait
         )
 
     def antivirus() -> Check | None:

@@ -5,16 +5,20 @@ X-Spam-Flag: YES above the junk threshold); any X-Spam-* field that came with th
 removed first, so a sender cannot pre-label its own mail. At ``junk_score`` the message goes to
 Junk; at ``reject_score`` it is refused at DATA (550 5.7.1) so nothing is ever bounced. When spamd
 cannot be reached the configured failure policy applies; messages above ``max_scan_size`` are
-passed unscanned.
+passed unscanned. A spamd that govmail runs itself may be (re)starting, which takes seconds: for
+it, ``connect_wait_seconds`` > 0 keeps retrying a refused connection that long before the policy
+applies, so a message arriving meanwhile waits at DATA instead of being refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiospamc
+from aiospamc.exceptions import AIOSpamcConnectionFailed
 from aiospamc.header_values import SpamValue
 
 from filters.metrics import count
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 SPAM_HEADERS = ("X-Spam-Status", "X-Spam-Score", "X-Spam-Level", "X-Spam-Flag", "X-Spam-Tests")
 MAX_LEVEL_STARS = 50
 MAX_RULES = 60
+CONNECT_RETRY_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -99,12 +104,27 @@ class SpamCheck:
         reject_score: float,
         max_scan_size: int,
         on_failure: str,
+        connect_wait_seconds: float = 0.0,
     ) -> None:
         self.client = client
         self.junk_score = junk_score
         self.reject_score = reject_score
         self.max_scan_size = max_scan_size
         self.on_failure = on_failure
+        self.connect_wait_seconds = connect_wait_seconds
+
+    async def _scan(self, message: bytes) -> SpamScan:
+        """One scan; a refused connection is retried for ``connect_wait_seconds``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_wait_seconds
+        while True:
+            try:
+                return await self.client.scan(message)
+            except AIOSpamcConnectionFailed:
+                if loop.time() + CONNECT_RETRY_SECONDS > deadline:
+                    raise
+                count("spamd.connect_retried")
+                await asyncio.sleep(CONNECT_RETRY_SECONDS)
 
     async def check(self, message: bytes, context: MessageContext) -> Verdict:
         if len(message) > self.max_scan_size:
@@ -117,7 +137,7 @@ class SpamCheck:
                 detail="too large to scan",
             )
         try:
-            scan = await self.client.scan(message)
+            scan = await self._scan(message)
         except Exception as exc:  # any failure of the service: refused, timeout, bad reply
             return unavailable_verdict(
                 self.name,

@@ -288,6 +288,18 @@ class GovmailConfig(BaseSettings):
     def dkim_key_dir(self) -> Path:
         return self.in_data_dir(self.dkim.key_dir)
 
+    @property
+    def spamd_dir(self) -> Path:
+        """Where a managed spamd has its socket and its helpers' home."""
+        return self.data_dir / "spamd"
+
+    @property
+    def spamd_address(self) -> str:
+        """Where the spam check finds spamd: the managed one's socket, or ``spamd.address``."""
+        if self.spamd.managed:
+            return str(self.spamd_dir / "spamd.sock")
+        return self.spamd.address
+
 
 class ConfigError(Exception):
     """The configuration file is missing or invalid."""

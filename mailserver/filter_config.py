@@ -63,9 +63,13 @@ class DKIMSection(ConfigSection):
 
 
 class SpamdSection(ConfigSection):
-    """SpamAssassin's spamd."""
+    """SpamAssassin's spamd: one govmail starts itself (``managed``), or one at ``address``."""
 
     enabled: bool = True
+    # govmail runs its own spamd on <data_dir>/spamd/spamd.sock (mailserver/scanners.py); then
+    # ``address`` is not used. `govmail init` writes true; a config without the key: false.
+    managed: bool = False
+    network_tests: bool = False  # managed spamd: DNS blocklists etc. (off: --local)
     address: str = "127.0.0.1:783"  # host:port, or a unix socket path
     timeout_seconds: float = 30.0
     junk_score: float = 5.0

@@ -48,6 +48,11 @@ tls_listen = "127.0.0.1:2993"         # production: 0.0.0.0:993
 
 [admin_api]
 listen = "127.0.0.1:8080"
+# public_url = "https://mail.example.gov.vn"  # what password-change links point at (set it!)
+
+[spamd]
+managed = true   # govmail runs its own spamd on data_dir/spamd/spamd.sock; false: use address
+# address = "127.0.0.1:783"  # an external spamd (with managed = false)
 """
 
 

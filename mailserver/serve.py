@@ -36,6 +36,7 @@ from mailserver.delivery.routing import DNSMXResolver, Router
 from mailserver.delivery.runner import QueueRunner
 from mailserver.imap.server import IMAPService
 from mailserver.instance import Instance, open_instance
+from mailserver.scanners import report_scanners, start_managed_spamd, wait_for_managed_spamd
 from mailserver.smtp.mx import MXPolicy
 from mailserver.smtp.protocol import GovmailSMTP, Listener, SMTPPolicy
 from mailserver.smtp.submission import SubmissionPolicy
@@ -292,14 +293,23 @@ async def serve(config: GovmailConfig) -> None:
 
         await Supervisor(config, worker_count(config)).run()
         return
-    running = await start_servers(config)
-    settle_heap()
-    listening = " ".join(f"{name}={addr}" for name, addr in running.bound.items())
-    log.info("event=listening %s data_dir=%s", listening, config.data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("event=stopping grace_seconds=%s", config.server.shutdown_grace_seconds)
-    await running.stop(config.server.shutdown_grace_seconds)
+    spamd = await start_managed_spamd(config)
+    try:
+        await report_scanners(config)
+        await wait_for_managed_spamd(spamd, config, stop)  # no mail refused while it starts
+        if stop.is_set():
+            return
+        running = await start_servers(config)
+        settle_heap()
+        listening = " ".join(f"{name}={addr}" for name, addr in running.bound.items())
+        log.info("event=listening %s data_dir=%s", listening, config.data_dir)
+        await stop.wait()
+        log.info("event=stopping grace_seconds=%s", config.server.shutdown_grace_seconds)
+        await running.stop(config.server.shutdown_grace_seconds)
+    finally:
+        if spamd is not None:
+            await spamd.stop()

@@ -2,7 +2,7 @@
 
 Python runs one event loop on one core per process, so one process cannot use a machine. The
 supervisor binds every mail listener (SMTP MX, submission, submissions; IMAP, IMAPS), starts
-``server.workers`` worker processes (``mailserver.worker``) and then only does four things:
+``server.workers`` worker processes (``mailserver.worker``) and then only does five things:
 
 - accepts each connection, counts it against the per-IP limit of its listener (instance-wide,
   which no worker could do alone) and passes the socket to the worker with the fewest
@@ -13,7 +13,9 @@ supervisor binds every mail listener (SMTP MX, submission, submissions; IMAP, IM
   throttle);
 - commits the deliveries of every worker in one group commit (``mailserver.instance_writer``);
 - restarts a worker that died (its connections are gone; nothing committed is lost: every
-  reply that promised something was sent after its commit).
+  reply that promised something was sent after its commit);
+- runs the managed spamd when ``[spamd] managed`` asks for one (``mailserver.scanners``): one
+  for the whole instance, started before the workers and stopped after them.
 
 SIGTERM or SIGINT stops accepting and asks every worker to drain as a single process would.
 The admin API runs in worker 0. Each worker also has its own store and group commit for its
@@ -36,6 +38,12 @@ from dataclasses import dataclass, field
 
 from mailserver.config import GovmailConfig, parse_listen
 from mailserver.instance_writer import InstanceWriter
+from mailserver.scanners import (
+    ManagedSpamd,
+    report_scanners,
+    start_managed_spamd,
+    wait_for_managed_spamd,
+)
 from mailserver.tls import ensure_self_signed_cert
 from mailserver.worker_link import Link, Message, socket_pair
 from storage.changes import Change
@@ -83,6 +91,7 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._restarts: set[asyncio.Task[None]] = set()
         self.writer: InstanceWriter | None = None
+        self.spamd: ManagedSpamd | None = None  # [spamd] managed: this process runs it
 
     # ------------------------------------------------------------ lifecycle
 
@@ -93,13 +102,21 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        scanners: asyncio.Task[list[str]] | None = None
         try:
+            self.spamd = await start_managed_spamd(config)
+            scanners = asyncio.create_task(report_scanners(config))
             self.writer = await asyncio.to_thread(InstanceWriter.open, config, self._broadcast)
             self.writer.start(config)
             for index in range(self.count):
                 self._spawn(index)
             bound = await self._wait_ready()
+            await scanners
+            # Connections wait in the backlog, not refused, while the managed spamd starts.
+            await wait_for_managed_spamd(self.spamd, config, self._stop)
         except BaseException:
+            if scanners is not None:
+                scanners.cancel()
             await self._shutdown()
             raise
         for listener in self.listeners:
@@ -189,6 +206,8 @@ class Supervisor:
             worker.link.close()
         if self.writer is not None:
             await self.writer.close()
+        if self.spamd is not None:
+            await self.spamd.stop()
 
     # ------------------------------------------------------------ workers
 

@@ -7,6 +7,10 @@
 # Python: the interpreter is $repo/.venv/bin/python if that exists, else $PYTHON or python3. If
 # that python cannot take a pip install (no pip, or Debian's PEP 668 "externally managed" system
 # python), $repo/.venv is created and used instead; scripts/test.sh picks the same interpreter.
+#
+# --server (what scripts/run.sh uses): only what the server needs to run: Debian's spamassassin
+# and spamd (govmail runs its own spamd), and this repository without the test extra, always in
+# the project's own virtual environment $repo/.venv (created from $PYTHON or python3).
 set -euo pipefail
 
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,6 +27,8 @@ optional_apt_packages=()
 if [[ ! -x /usr/sbin/spamd ]]; then
   optional_apt_packages+=(spamd)
 fi
+# What the server itself runs (--server): the managed spamd ([spamd] managed, mailserver/scanners.py).
+server_apt_packages=(spamassassin)
 
 say() { printf 'install-test-deps: %s\n' "$*"; }
 
@@ -107,11 +113,12 @@ sys.exit(0 if in_venv or not managed else 1)
 PY
 }
 
-# True if the repository is installed editable from $repo with every requirement of
-# pyproject.toml (dependencies + the test extra, and the extras they name) satisfied.
+# repo_install_is_current PYTHON [EXTRA]: true if the repository is installed editable from $repo
+# with every requirement of pyproject.toml (dependencies + EXTRA, default `test`, and the extras
+# they name) satisfied; EXTRA "" checks the dependencies alone.
 repo_install_is_current() {
   # -P: the current directory may hold a stale govmail.egg-info that would shadow the install.
-  "$1" -P - "$repo" <<'PY' >/dev/null 2>&1
+  "$1" -P - "$repo" "${2-test}" <<'PY' >/dev/null 2>&1
 import json, pathlib, sys, tomllib
 from importlib import metadata
 from urllib.parse import unquote, urlsplit
@@ -145,33 +152,61 @@ def satisfied(text: str, extra: str = "") -> bool:
         if "extra" in sub
     )
 
-wanted = project["dependencies"] + project["optional-dependencies"]["test"]
+extra = sys.argv[2]
+wanted = project["dependencies"] + (project["optional-dependencies"][extra] if extra else [])
 sys.exit(0 if all(satisfied(r) for r in wanted) else 1)
 PY
 }
 
-install_python_packages() {
-  local python
-  python=$(chosen_python)
-  if [[ -z $python ]] || ! python_takes_pip_install "$python"; then
-    if [[ -z $python ]]; then
-      install_apt_packages python3
-      python=$(command -v python3)
-    fi
-    say "creating $repo/.venv (${python} cannot take a pip install)"
+# create_venv BASE_PYTHON ("" for python3): $repo/.venv, from BASE_PYTHON.
+create_venv() {
+  local python=$1
+  if [[ -z $python ]]; then
+    install_apt_packages python3
+    python=$(command -v python3)
+  fi
+  if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     install_apt_packages python3-venv python3-pip
-    quietly "$python" -m venv "$repo/.venv"
-    python=$repo/.venv/bin/python
   fi
-  if repo_install_is_current "$python"; then
-    return 0
-  fi
-  say "pip install -e '.[test]' into $python"
-  quietly "$python" -m pip install -q -e "${repo}[test]"
+  say "creating $repo/.venv from $python"
+  quietly "$python" -m venv "$repo/.venv"
 }
 
-# --python-only: just this repository and its Python dependencies (scripts/run.sh uses it).
-if [[ ${1:-} != --python-only ]]; then
-  install_apt_packages "${apt_packages[@]}" -- "${optional_apt_packages[@]}"
-fi
-install_python_packages
+# install_python_packages [EXTRA]: the repository (with EXTRA, default `test`) into the chosen
+# interpreter, a new $repo/.venv if that one cannot take it.
+install_python_packages() {
+  local extra=${1-test} python
+  python=$(chosen_python)
+  if [[ -z $python ]] || ! python_takes_pip_install "$python"; then
+    create_venv "$python"
+    python=$repo/.venv/bin/python
+  fi
+  if repo_install_is_current "$python" "$extra"; then
+    return 0
+  fi
+  local spec=$repo
+  [[ -n $extra ]] && spec="${repo}[${extra}]"
+  # The server alone (run.sh): no byte-compiling at install; the first start compiles what it uses.
+  local -a compile=()
+  [[ -z $extra ]] && compile=(--no-compile)
+  say "pip install -e '.${extra:+[$extra]}' into $python"
+  quietly "$python" -m pip install -q "${compile[@]}" -e "$spec"
+}
+
+case ${1:-} in
+  --server)  # scripts/run.sh: the server's own needs, in $repo/.venv
+    install_apt_packages "${server_apt_packages[@]}" -- "${optional_apt_packages[@]}"
+    [[ -n ${SKIP_PYTHON:-} ]] && exit 0  # run.sh with GOVMAIL_PYTHON: that python as it is
+    if [[ ! -x $repo/.venv/bin/python ]]; then
+      create_venv "$(command -v "${PYTHON:-python3}" || true)"
+    fi
+    install_python_packages ""
+    ;;
+  --python-only)  # just this repository and its Python dependencies, with the test extra
+    install_python_packages
+    ;;
+  *)
+    install_apt_packages "${apt_packages[@]}" -- "${optional_apt_packages[@]}"
+    install_python_packages
+    ;;
+esac

@@ -100,8 +100,8 @@ def ping_service(
 def check_spamd(config: GovmailConfig) -> CheckResult:
     if not config.spamd.enabled:
         return ok(SPAMD.check, "disabled ([spamd] enabled = false)")
-    managed = bool(getattr(config.spamd, "managed", False))
-    return ping_service(SPAMD, config.spamd.address, config.spamd.timeout_seconds, managed)
+    managed = config.spamd.managed
+    return ping_service(SPAMD, config.spamd_address, config.spamd.timeout_seconds, managed)
 
 
 def check_clamd(config: GovmailConfig) -> CheckResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -82,6 +83,54 @@ async def test_spamd_down_tempfails_by_default() -> None:
         "451 4.7.1 Content scanning is unavailable, try again later",
     )
     assert FILTER_COUNTERS["spamd.unavailable"] == before + 1
+
+
+async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy until EOF, then half-close (the other direction may still be talking)."""
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
+
+
+async def test_a_starting_spamd_is_waited_for(spamd_address: str) -> None:
+    """With connect_wait_seconds (a managed spamd), a refused connection is retried: spamd
+    appears at the address while the check waits, and the message is scanned, not refused."""
+    address = unreachable()
+    port = int(address.rpartition(":")[2])
+    spamd_host, _, spamd_port = spamd_address.rpartition(":")
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(spamd_host, spamd_port)
+        try:
+            await asyncio.gather(relay(reader, upstream_writer), relay(upstream_reader, writer))
+        finally:
+            upstream_writer.close()
+            writer.close()
+
+    retried = FILTER_COUNTERS["spamd.connect_retried"]
+    check = spam_check(address, connect_wait_seconds=20.0)
+    scanning = asyncio.create_task(check.check(b"Subject: x\r\n\r\nhello\r\n", INBOUND))
+    while FILTER_COUNTERS["spamd.connect_retried"] == retried:  # refused at least once
+        assert not scanning.done(), scanning.result()
+        await asyncio.sleep(0.01)
+    server = await asyncio.start_server(forward, "127.0.0.1", port)
+    try:
+        verdict = await asyncio.wait_for(scanning, 30)
+    finally:
+        server.close()
+    assert verdict.action is not Action.TEMPFAIL
+    assert verdict.detail is not None and verdict.detail.startswith("score=")
+    assert "MISSING_FROM" in verdict.detail  # spamd's rules ran on it
+
+
+async def test_a_spamd_that_stays_down_still_tempfails_after_the_wait() -> None:
+    before = FILTER_COUNTERS["spamd.connect_retried"]
+    check = spam_check(unreachable(), connect_wait_seconds=0.6)
+    verdict = await check.check(b"Subject: x\r\n\r\nhello\r\n", INBOUND)
+    assert verdict.action is Action.TEMPFAIL
+    assert FILTER_COUNTERS["spamd.connect_retried"] > before  # retried, then gave up
 
 
 async def test_spamd_down_can_accept_with_a_header(caplog: pytest.LogCaptureFixture) -> None:

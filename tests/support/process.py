@@ -98,17 +98,26 @@ class ServerProcess:
 def start_server(config: Path, **env: str) -> ServerProcess:
     """`govmail serve` on ephemeral ports; returns once its "listening" line is logged."""
     environment = govmail_env(**{**EPHEMERAL, "GOVMAIL_SERVER__LOG_LEVEL": "INFO", **env})
+    command = [sys.executable, "-m", "mailserver", "serve", "--config", str(config)]
+    return start_serving_command(command, environment)
+
+
+def start_serving_command(
+    command: list[str], env: dict[str, str], timeout: float = START_TIMEOUT, cwd: Path | None = None
+) -> ServerProcess:
+    """Run ``command`` (which ends in `govmail serve`); returns once "listening" is logged."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "mailserver", "serve", "--config", str(config)],
+        command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env=environment,
+        env=env,
+        cwd=cwd,
     )
     assert process.stderr is not None
     lines: list[str] = []
-    deadline = time.monotonic() + START_TIMEOUT
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = process.stderr.readline()
         if not line:
