@@ -96,7 +96,9 @@ def test_the_table_shows_status_and_fix(instance: Path) -> None:
 
 def test_an_unknown_config_key_fails_the_configuration_check(instance: Path) -> None:
     config = instance / "govmail.toml"
-    config.write_text(config.read_text() + "\n[spamd]\nenable = false\n")
+    text = config.read_text()
+    assert "\n[spamd]\n" in text  # `govmail init` writes the table: add the typo inside it
+    config.write_text(text.replace("\n[spamd]\n", "\n[spamd]\nenable = false\n", 1))
     status, results = run_check(instance)
     assert status == 1
     assert results == [
