@@ -70,7 +70,8 @@ def dns_of(keys: list[DkimKey], domain: str = DOMAIN) -> dict[str, dict[str, lis
 
 async def signed_message(mail_store: MailStore, key_dir: Path) -> tuple[bytes, list[DkimKey]]:
     await mail_store.write(add_domain)
-    pipeline = Pipeline([DkimSignCheck(mail_store, key_dir, timedelta(hours=48))])
+    signer = DkimSignCheck(mail_store, key_dir, timedelta(hours=48), clock=lambda: NOW)
+    pipeline = Pipeline([signer])
     result = await pipeline.run(MESSAGE, OUTBOUND)
     keys = await mail_store.read(lambda s: domain_keys(s, find_domain(s, DOMAIN).id))  # type: ignore[union-attr, arg-type]
     return result.message, keys
@@ -181,7 +182,7 @@ async def test_local_mail_gets_both_signatures_that_verify(
 async def test_mail_from_a_domain_that_is_not_local_is_not_signed(
     mail_store: MailStore, tmp_path: Path
 ) -> None:
-    check = DkimSignCheck(mail_store, tmp_path / "dkim", timedelta(hours=48))
+    check = DkimSignCheck(mail_store, tmp_path / "dkim", timedelta(hours=48), clock=lambda: NOW)
     message = MESSAGE.replace(b"@sotest.gov.vn>", b"@gmail.com>", 1)
     verdict = await check.check(message, OUTBOUND)
     assert verdict.add_headers == ()
@@ -249,7 +250,7 @@ async def test_opendkim_verifies_each_of_our_signatures_alone(
     if not (shutil.which("opendkim-testmsg") and shutil.which("unshare")):
         pytest.skip("opendkim-testmsg (Debian: opendkim-tools) or unshare is not installed")
     await mail_store.write(add_domain)
-    check = DkimSignCheck(mail_store, tmp_path / "dkim", timedelta(hours=48))
+    check = DkimSignCheck(mail_store, tmp_path / "dkim", timedelta(hours=48), clock=lambda: NOW)
     verdict = await check.check(MESSAGE, OUTBOUND)
     keys = await mail_store.read(lambda s: domain_keys(s, find_domain(s, DOMAIN).id))  # type: ignore[union-attr, arg-type]
     records = {f"{k.selector}._domainkey.{DOMAIN}": key_record(k) for k in keys}

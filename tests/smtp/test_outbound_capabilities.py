@@ -299,7 +299,7 @@ async def test_our_dkim_signature_is_made_again_after_conversion(
     world: MailStore, tmp_path: Path
 ) -> None:
     config = config_for(tmp_path, 1)
-    signer = DkimSignCheck(world, config.dkim_key_dir, timedelta(hours=1))
+    signer = DkimSignCheck(world, config.dkim_key_dir, timedelta(hours=1), clock=lambda: T0)
     message = EmailMessage()
     message["From"] = SENDER
     message["To"] = "x@remote.example"
