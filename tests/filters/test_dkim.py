@@ -34,6 +34,7 @@ from filters.pipeline import Direction, MessageContext, Pipeline
 from storage.accounts import create_agency, create_domain, find_domain
 from storage.models import DkimKey
 from storage.store import MailStore
+from tests.support.requirements import missing, require_program
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 PERL_VERIFIER = Path(__file__).with_name("verify_dkim.pl")
@@ -213,7 +214,7 @@ async def test_independent_verifier_accepts_our_signatures(
     mail_store: MailStore, tmp_path: Path
 ) -> None:
     if not await asyncio.to_thread(perl_has, "Mail::DKIM::Verifier"):
-        pytest.skip("Perl Mail::DKIM is not installed (Debian: libmail-dkim-perl)")
+        missing("Perl's Mail::DKIM", "libmail-dkim-perl")
     signed, keys = await signed_message(mail_store, tmp_path / "dkim")
     table = tmp_path / "keys.tsv"
     table.write_text("".join(f"{k.selector}._domainkey.{DOMAIN}\t{key_record(k)}\n" for k in keys))
@@ -247,8 +248,8 @@ def opendkim_verify(message: bytes, records: dict[str, str], tmp_path: Path) -> 
 async def test_opendkim_verifies_each_of_our_signatures_alone(
     mail_store: MailStore, tmp_path: Path
 ) -> None:
-    if not (shutil.which("opendkim-testmsg") and shutil.which("unshare")):
-        pytest.skip("opendkim-testmsg (Debian: opendkim-tools) or unshare is not installed")
+    require_program("opendkim-testmsg", "opendkim-tools")
+    require_program("unshare", "util-linux")
     await mail_store.write(add_domain)
     check = DkimSignCheck(mail_store, tmp_path / "dkim", timedelta(hours=48), clock=lambda: NOW)
     verdict = await check.check(MESSAGE, OUTBOUND)

@@ -235,13 +235,12 @@ async def test_a_rolled_back_chunk_leaves_the_watermark(sqlite_store: MailStore)
     assert await sqlite_store.read(fts_consistent)
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_on_postgresql_rows_are_marked_oldest_first_and_the_index_plan_sees_both(
     mail_store: MailStore,
 ) -> None:
     """PostgreSQL (migration 0011): a delivery's row is unmarked, index_pending marks the
     oldest ones within its limit, and the GIN-index plan finds marked and unmarked alike."""
-    if mail_store.db.is_sqlite:
-        pytest.skip("the PostgreSQL half of the test")
     _, folder_id = await inbox_with(mail_store, 3)
 
     def marks(session: Session) -> list[bool]:
@@ -483,11 +482,10 @@ async def test_migration_0009_keeps_what_the_old_trigger_indexed(tmp_path: Path)
         await store.close()
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_migration_0011_on_postgresql_keeps_rows_indexed_and_marks_new_ones_later(
     tmp_path: Path, db_url: str
 ) -> None:
-    if db_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL's migration")
     db = open_database(db_url)
     migrate(db, command.upgrade, "0005", "0007", "0010")  # every branch, up to before 0011
     store = MailStore(db, BlobStore(tmp_path / "blobs"))
