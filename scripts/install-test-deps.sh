@@ -19,6 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignor
 
 apt_packages=(
   postgresql swaks isync spamassassin spamc opendkim-tools offlineimap3 fetchmail openssl
+  libmail-dkim-perl
   ca-certificates chromium
 )
 # From Debian 12 the spamd daemon is a package of its own; before, spamassassin shipped it. Such

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,10 +23,16 @@ BACKENDS = ["sqlite", "postgres"]
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """One PostgreSQL cluster for the whole run (started as the postgres user when root)."""
-    with throwaway_postgres() as url:
-        yield url
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """One PostgreSQL cluster for the whole run (started as the postgres user when root).
+
+    It is stopped and removed when pytest exits (a cleanup of the config), not as a session
+    fixture's teardown: that would run inside the last test and count against its timeout.
+    """
+    cluster = ExitStack()
+    url = cluster.enter_context(throwaway_postgres())
+    request.config.add_cleanup(cluster.close)
+    return url
 
 
 @pytest.fixture(params=BACKENDS)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from mailserver.config import load_config
 from storage.db import open_database
 from storage.passwords import Passwords
-from tests.support.process import govmail_env, run_cli, start_server
+from tests.support.process import REPO_ROOT, govmail_env, run_cli, start_server
 
 PASSWORD = "Mat-khau#2026\n"
 
@@ -28,8 +30,23 @@ def instance_dir(tmp_path: Path) -> Path:
     return data
 
 
-def test_console_script_is_installed() -> None:
-    assert shutil.which("govmail") is not None
+def test_cli_processes_run_this_checkout(tmp_path: Path) -> None:
+    """`govmail` is `mailserver.cli:main`, and the processes the tests start import it from
+    this checkout even from another directory (an installed `govmail` may be stale)."""
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["govmail"] == "mailserver.cli:main"
+    where = subprocess.run(
+        [sys.executable, "-c", "import mailserver.cli as m; print(m.__file__)"],
+        capture_output=True,
+        text=True,
+        env=govmail_env(),
+        cwd=tmp_path,
+        timeout=60,
+        check=True,
+    )
+    assert Path(where.stdout.strip()) == REPO_ROOT / "mailserver" / "cli.py"
+    shown = run_cli("--help", cwd=tmp_path)
+    assert shown.returncode == 0 and "init" in shown.stdout
 
 
 def test_init_creates_config_and_refuses_to_overwrite(instance_dir: Path) -> None:

@@ -501,10 +501,8 @@ def test_windows_1258_udhr_body() -> None:
 
 
 def test_viscii_and_tcvn_bodies_when_codecs_are_registered() -> None:
-    try:
-        from storage.vn_charsets import register_vietnamese_codecs
-    except ImportError:
-        pytest.skip("storage.vn_charsets is not there yet")
+    from storage.vn_charsets import register_vietnamese_codecs
+
     register_vietnamese_codecs()
     nfc = corpus_file("vietnamese-text/derived/vie.utf8.nfc.txt").decode()
     for charset, name in [("VISCII", "VISCII"), ("TCVN5712-1", "TCVN5712-1")]:

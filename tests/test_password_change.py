@@ -48,7 +48,8 @@ async def smtp_auth(server: LiveServer, password: str) -> tuple[int, bytes]:
             try:
                 return client.login(USER, password)
             except smtplib.SMTPAuthenticationError as exc:
-                return exc.smtp_code, exc.smtp_error
+                error = exc.smtp_error
+                return exc.smtp_code, error if isinstance(error, bytes) else error.encode()
 
     return await asyncio.to_thread(attempt)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,11 +13,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from tests.support import pg_cluster
 from tests.support.pg_cluster import (
     PostgresUnavailable,
+    cluster_parent,
     create_database,
     find_postgres_bindir,
     require_postgres_binaries,
+    stop_server,
     throwaway_postgres,
 )
 
@@ -167,3 +173,40 @@ def test_missing_server_binaries_raise_a_clear_error(tmp_path: Path, layout: str
         make_fake_install(root, "16", ("pg_isready", "psql"))
     with pytest.raises(PostgresUnavailable, match=r"scripts/install-test-deps\.sh"):
         find_postgres_bindir(root)
+
+
+def test_cluster_goes_to_a_ram_directory_only_with_room(tmp_path: Path) -> None:
+    assert cluster_parent(tmp_path) == tmp_path  # the test disk has more than 4 GiB free
+    assert cluster_parent(tmp_path / "missing") is None
+    plain_file = tmp_path / "file"
+    plain_file.write_bytes(b"")
+    assert cluster_parent(plain_file) is None
+
+
+def test_stop_kills_the_whole_group_when_sigquit_is_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pg_cluster, "STOP_TIMEOUT_SECONDS", 0.2)
+    # A stand-in postmaster that ignores SIGQUIT and has a child in its process group.
+    leader = subprocess.Popen(
+        ["sh", "-c", 'trap "" QUIT; sleep 600 & echo $!; wait'],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert leader.stdout is not None
+    child = int(leader.stdout.readline())
+    stop_server(leader)
+    assert leader.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 5
+    while not process_ended(child):  # SIGKILL takes effect when the child is next scheduled
+        assert time.monotonic() < deadline, f"process {child} outlived its group's SIGKILL"
+        time.sleep(0.01)
+
+
+def process_ended(pid: int) -> bool:
+    """True when ``pid`` is gone or a zombie (dead, waiting for its new parent to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")

@@ -108,7 +108,7 @@ class QueueRunner:
         self.signer: DkimSignCheck | None = None
         if "dkim_sign" in config.filters.outbound:  # to sign again after 7-bit conversion
             self.signer = DkimSignCheck(
-                store, config.dkim_key_dir, timedelta(hours=config.dkim.publish_hours)
+                store, config.dkim_key_dir, timedelta(hours=config.dkim.publish_hours), clock
             )
         self.node = f"{socket.gethostname()}:{secrets.token_hex(4)}"
         self._wakeup = asyncio.Event()

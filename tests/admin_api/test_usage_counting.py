@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from sqlmodel import Session
 
@@ -19,7 +20,7 @@ async def test_logins_and_deliveries_feed_the_report(world_any: World) -> None:
     thanh, lan = world_any.ids["mailbox_a"], world_any.ids["mailbox_b"]
     now = datetime.now(UTC)
     for success in (True, True, False):
-        await store.write(lambda s, ok=success: note_login(s, thanh, ok, 12))
+        await store.write(partial(note_login, mailbox_id=thanh, success=success, max_failures=12))
     blob, indexed = await store.store_blob(MESSAGE)
     options = QueueOptions(
         sender="lanpt@stc.hanoi.gov.vn",

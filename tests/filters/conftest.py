@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.requirements import missing
 from tests.support.spamd import SpamdUnavailable, free_port, running_spamd
 
 __all__ = ["corpus_file", "free_port"]
@@ -30,5 +31,5 @@ def spamd_address() -> Iterator[str]:
             yield address
     except SpamdUnavailable as exc:
         if "not installed" in str(exc):
-            pytest.skip(str(exc))
+            missing("spamd", "spamd (spamassassin before Debian 12)")
         pytest.fail(str(exc))

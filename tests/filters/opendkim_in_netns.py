@@ -12,8 +12,8 @@ import json
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
+from pathlib import Path
 
 import dns.message
 import dns.rcode
@@ -41,9 +41,10 @@ def main() -> None:
         records = {k.lower().rstrip("."): v for k, v in json.load(handle).items()}
     message = sys.stdin.buffer.read()
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as resolv:
-        resolv.write("nameserver 127.0.0.1\noptions attempts:1 timeout:2\n")
-    subprocess.run(["mount", "--bind", resolv.name, "/etc/resolv.conf"], check=True)
+    # Beside KEYS.json, in the test's own temporary directory, which the test removes.
+    resolv = Path(sys.argv[1]).with_name("resolv.conf")
+    resolv.write_text("nameserver 127.0.0.1\noptions attempts:1 timeout:2\n")
+    subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 53))
     threading.Thread(target=serve_dns, args=(sock, records), daemon=True).start()

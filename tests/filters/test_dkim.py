@@ -34,6 +34,7 @@ from filters.pipeline import Direction, MessageContext, Pipeline
 from storage.accounts import create_agency, create_domain, find_domain
 from storage.models import DkimKey
 from storage.store import MailStore
+from tests.support.requirements import missing, require_program
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 PERL_VERIFIER = Path(__file__).with_name("verify_dkim.pl")
@@ -70,7 +71,8 @@ def dns_of(keys: list[DkimKey], domain: str = DOMAIN) -> dict[str, dict[str, lis
 
 async def signed_message(mail_store: MailStore, key_dir: Path) -> tuple[bytes, list[DkimKey]]:
     await mail_store.write(add_domain)
-    pipeline = Pipeline([DkimSignCheck(mail_store, key_dir, timedelta(hours=48))])
+    signer = DkimSignCheck(mail_store, key_dir, timedelta(hours=48), clock=lambda: NOW)
+    pipeline = Pipeline([signer])
     result = await pipeline.run(MESSAGE, OUTBOUND)
     keys = await mail_store.read(lambda s: domain_keys(s, find_domain(s, DOMAIN).id))  # type: ignore[union-attr, arg-type]
     return result.message, keys
@@ -181,7 +183,7 @@ async def test_local_mail_gets_both_signatures_that_verify(
 async def test_mail_from_a_domain_that_is_not_local_is_not_signed(
     mail_store: MailStore, tmp_path: Path
 ) -> None:
-    check = DkimSignCheck(mail_store, tmp_path / "dkim", timedelta(hours=48))
+    check = DkimSignCheck(mail_store, tmp_path / "dkim", timedelta(hours=48), clock=lambda: NOW)
     message = MESSAGE.replace(b"@sotest.gov.vn>", b"@gmail.com>", 1)
     verdict = await check.check(message, OUTBOUND)
     assert verdict.add_headers == ()
@@ -212,7 +214,7 @@ async def test_independent_verifier_accepts_our_signatures(
     mail_store: MailStore, tmp_path: Path
 ) -> None:
     if not await asyncio.to_thread(perl_has, "Mail::DKIM::Verifier"):
-        pytest.skip("Perl Mail::DKIM is not installed (Debian: libmail-dkim-perl)")
+        missing("Perl's Mail::DKIM", "libmail-dkim-perl")
     signed, keys = await signed_message(mail_store, tmp_path / "dkim")
     table = tmp_path / "keys.tsv"
     table.write_text("".join(f"{k.selector}._domainkey.{DOMAIN}\t{key_record(k)}\n" for k in keys))
@@ -246,10 +248,10 @@ def opendkim_verify(message: bytes, records: dict[str, str], tmp_path: Path) -> 
 async def test_opendkim_verifies_each_of_our_signatures_alone(
     mail_store: MailStore, tmp_path: Path
 ) -> None:
-    if not (shutil.which("opendkim-testmsg") and shutil.which("unshare")):
-        pytest.skip("opendkim-testmsg (Debian: opendkim-tools) or unshare is not installed")
+    require_program("opendkim-testmsg", "opendkim-tools")
+    require_program("unshare", "util-linux")
     await mail_store.write(add_domain)
-    check = DkimSignCheck(mail_store, tmp_path / "dkim", timedelta(hours=48))
+    check = DkimSignCheck(mail_store, tmp_path / "dkim", timedelta(hours=48), clock=lambda: NOW)
     verdict = await check.check(MESSAGE, OUTBOUND)
     keys = await mail_store.read(lambda s: domain_keys(s, find_domain(s, DOMAIN).id))  # type: ignore[union-attr, arg-type]
     records = {f"{k.selector}._domainkey.{DOMAIN}": key_record(k) for k in keys}
@@ -343,7 +345,7 @@ def test_without_pynacl_rsa_still_signs_and_ed25519_verifies_as_neutral(
     def sign_without_nacl(message: bytes, *args: object, **kwargs: object) -> bytes:
         if kwargs.get("signature_algorithm") == b"ed25519-sha256":
             raise dkim.NaClNotFoundError("pynacl module required for ed25519 signing")
-        return real_sign(message, *args, **kwargs)  # type: ignore[no-any-return, arg-type]
+        return real_sign(message, *args, **kwargs)
 
     monkeypatch.setattr(dkim, "sign", sign_without_nacl)
     rsa, ed = generate_key(RSA), generate_key(ED25519)

@@ -31,7 +31,7 @@ async def test_imap_move_into_junk_teaches_spamd(
             client.login(USER, TEST_PASSWORD)
             client.select("INBOX")
             typ, data = client.uid("MOVE", "1", "Junk")
-            return typ, data  # type: ignore[return-value]
+            return typ, data
         finally:
             client.logout()
 

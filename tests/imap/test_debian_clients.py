@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import shutil
 import ssl
 from pathlib import Path
 
@@ -13,9 +12,7 @@ import pytest
 
 from tests.imap.helpers import SAMPLE, USER, RawClient, deliver
 from tests.support.harness import TEST_PASSWORD, LiveServer
-
-FETCHMAIL = shutil.which("fetchmail")
-OFFLINEIMAP = shutil.which("offlineimap")
+from tests.support.requirements import require_program
 
 
 def _fingerprint(cert_file: Path) -> str:
@@ -37,8 +34,8 @@ async def _run(*argv: str, env: dict[str, str] | None = None) -> str:
     return text
 
 
-@pytest.mark.skipif(FETCHMAIL is None, reason="fetchmail not installed")
 async def test_fetchmail_reads_and_marks_seen(bulk_server: LiveServer, tmp_path: Path) -> None:
+    fetchmail = require_program("fetchmail", "fetchmail")
     await bulk_server.add_mailbox(USER)
     await deliver(bulk_server, SAMPLE)
     host, port = bulk_server.address("imaps")
@@ -51,9 +48,8 @@ async def test_fetchmail_reads_and_marks_seen(bulk_server: LiveServer, tmp_path:
         f"  mda \"/bin/sh -c 'cat > {out}'\"\n"
     )
     rc.chmod(0o600)
-    assert FETCHMAIL is not None
     await _run(
-        FETCHMAIL, "-f", str(rc), "--nodetach", "--nosyslog", env={"FETCHMAILHOME": str(tmp_path)}
+        fetchmail, "-f", str(rc), "--nodetach", "--nosyslog", env={"FETCHMAILHOME": str(tmp_path)}
     )
     fetched = out.read_bytes()
     # fetchmail adds its own Received line; our bytes follow unchanged (LF line ends for MDAs).
@@ -66,9 +62,9 @@ async def test_fetchmail_reads_and_marks_seen(bulk_server: LiveServer, tmp_path:
     await client.close()
 
 
-@pytest.mark.skipif(OFFLINEIMAP is None, reason="offlineimap3 not installed")
 @pytest.mark.timeout(120)
 async def test_offlineimap_syncs_folders_and_flags(bulk_server: LiveServer, tmp_path: Path) -> None:
+    offlineimap = require_program("offlineimap", "offlineimap3")
     await bulk_server.add_mailbox(USER)
     for _ in range(3):
         await deliver(bulk_server, SAMPLE)
@@ -92,14 +88,13 @@ async def test_offlineimap_syncs_folders_and_flags(bulk_server: LiveServer, tmp_
             fingerprint=_fingerprint(bulk_server.config.cert_file),
         )
     )
-    assert OFFLINEIMAP is not None
-    await _run(OFFLINEIMAP, "-c", str(conf), "-o", "-u", "basic")
+    await _run(offlineimap, "-c", str(conf), "-o", "-u", "basic")
     inbox = local / "INBOX"
     files = [p for sub in ("cur", "new") for p in (inbox / sub).iterdir()]
     assert len(files) == 3
     first = sorted(files)[0]
     first.rename(inbox / "cur" / (first.name.split(":2,")[0] + ":2,FS"))
-    await _run(OFFLINEIMAP, "-c", str(conf), "-o", "-u", "basic")
+    await _run(offlineimap, "-c", str(conf), "-o", "-u", "basic")
     client = await RawClient.connect(bulk_server)
     await client.login()
     await client.command("SELECT INBOX")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from mailserver.imap import protocol as p
 from mailserver.imap.commands.fetch import READ_CHUNK_BYTES, _header_only, _read_chunks
 from storage.message_queries import MessageRow
-from storage.message_summary import summarize_message
+from storage.message_summary import MessageSummary, summarize_message
 
 RAW = b"Subject: a\r\nFrom: b@c.vn\r\n\r\nbody text\r\n"
 
@@ -31,7 +31,7 @@ def test_reads_are_grouped_by_size_and_cut_at_the_header() -> None:
     header_length = summary.root.body_start
     assert RAW[:header_length].endswith(b"\r\n\r\n")
     rows = [row(uid, READ_CHUNK_BYTES // 3) for uid in range(1, 8)]
-    summaries = [summary] * len(rows)
+    summaries: list[MessageSummary | None] = [summary] * len(rows)
     whole = _read_chunks(rows, summaries, header_only=False)
     assert [len(chunk) for chunk in whole] == [3, 3, 1]
     assert all(length is None for chunk in whole for _, length in chunk)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,14 @@ from storage.mailbox_ops import append_message, get_folder
 from storage.message_index import IndexedMessage, index_message
 from tests.imap.helpers import USER, RawClient
 from tests.support.harness import TEST_PASSWORD, LiveServer
+from tests.support.requirements import require_program
 
-MBSYNC = shutil.which("mbsync")
 MESSAGES = 1000
 
-pytestmark = pytest.mark.skipif(
-    MBSYNC is None, reason="mbsync (Debian package isync) not installed"
-)
+
+@pytest.fixture(autouse=True)
+def _mbsync_installed() -> None:
+    require_program("mbsync", "isync")
 
 
 def _message(number: int) -> bytes:
@@ -32,9 +32,8 @@ def _message(number: int) -> bytes:
 
 
 async def _mbsync(config: Path) -> str:
-    assert MBSYNC is not None
     process = await asyncio.create_subprocess_exec(
-        MBSYNC,
+        "mbsync",
         "-c",
         str(config),
         "-a",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.message
 import smtplib
 import ssl
 from collections.abc import Callable
@@ -28,6 +29,22 @@ from tests.support.harness import TEST_PASSWORD, LiveServer
 
 T = TypeVar("T")
 DOMAIN = "sotest.gov.vn"
+
+
+def mime_parts(message: email.message.Message) -> list[email.message.Message]:
+    """The sub-parts of a multipart (or message/*) part, asserted to be parts, not text."""
+    payload = message.get_payload()
+    assert isinstance(payload, list), f"{message.get_content_type()} has no sub-parts"
+    parts = [part for part in payload if isinstance(part, email.message.Message)]
+    assert len(parts) == len(payload)
+    return parts
+
+
+def text_payload(message: email.message.Message) -> str:
+    """The undecoded text of a non-multipart part."""
+    payload = message.get_payload()
+    assert isinstance(payload, str), f"{message.get_content_type()} is not a leaf part"
+    return payload
 
 
 async def blocking(fn: Callable[..., T], *args: Any) -> T:

@@ -47,7 +47,8 @@ class ScriptedPeer:
 
         try:
             say("220 peer.example ESMTP scripted")
-            mail, rcpts = "", []
+            mail = ""
+            rcpts: list[str] = []
             while True:
                 raw = await reader.readline()
                 if not raw:

@@ -90,7 +90,9 @@ async def test_peer_closing_in_the_middle_raises() -> None:
         await _read(b"Subject: cut\r\nno end", [5])
 
 
-async def test_the_data_is_read_in_large_pieces_and_the_line_limit_comes_back() -> None:
+async def test_the_data_is_read_in_large_pieces_and_the_line_limit_comes_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """During DATA the reader takes up to DATA_READ_LIMIT at a time (a 60 KB message is one
     readuntil, not sixty kilobyte pieces); after it, commands are held to one line again."""
     from mailserver.smtp.data_reader import DATA_READ_LIMIT
@@ -106,7 +108,7 @@ async def test_the_data_is_read_in_large_pieces_and_the_line_limit_comes_back() 
         calls.append(reader._limit)  # type: ignore[attr-defined]
         return await readuntil(separator)
 
-    reader.readuntil = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(reader, "readuntil", counting)
     result = await read_message_data(reader, 10_000_000, LINE_LIMIT)
     assert result == MessageData(body)
     assert calls == [DATA_READ_LIMIT]

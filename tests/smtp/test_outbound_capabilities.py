@@ -31,6 +31,7 @@ from storage.models import DkimKey, Folder
 from storage.models import Message as MessageRow
 from storage.schema import upgrade_to_head
 from storage.store import MailStore
+from tests.smtp.helpers import mime_parts, text_payload
 from tests.smtp.scripted_peer import ScriptedPeer
 from tests.support.harness import test_config as make_config
 
@@ -118,13 +119,9 @@ async def inbox(store: MailStore) -> list[Message]:
 def status_fields(report: Message) -> list[Message]:
     """The per-message block and the per-recipient blocks of a message/delivery-status part."""
     assert report.get_content_type() == "multipart/report"
-    parts = report.get_payload()
-    assert isinstance(parts, list)
-    status = parts[1]
+    status = mime_parts(report)[1]
     assert status.get_content_type() == "message/delivery-status"
-    blocks = status.get_payload()
-    assert isinstance(blocks, list)
-    return blocks
+    return mime_parts(status)
 
 
 # ---------------------------------------------------------------- DSN: pass on, or relayed
@@ -180,9 +177,9 @@ async def test_peer_without_dsn_gets_plain_rcpt_and_the_sender_gets_relayed(
     assert recipient_block["Status"] == "2.0.0"
     assert recipient_block["Remote-MTA"] == "dns; 127.0.0.1"
     assert recipient_block["Diagnostic-Code"] == "smtp; 250 2.0.0 Ok: queued"
-    returned = report.get_payload()[2]  # type: ignore[index]
+    returned = mime_parts(report)[2]
     assert returned.get_content_type() == "text/rfc822-headers"  # RET=HDRS
-    assert "Noi dung" not in returned.get_payload()
+    assert "Noi dung" not in text_payload(returned)
 
 
 async def test_no_success_report_without_notify_success_or_for_a_null_sender(
@@ -220,10 +217,17 @@ def eight_bit_message() -> bytes:
 def leaf_payloads(raw: bytes) -> list[tuple[str, bytes]]:
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     return [
-        (part.get_content_type(), part.get_payload(decode=True) or b"")
+        (part.get_content_type(), decoded(part))
         for part in parsed.walk()
         if not part.is_multipart()
     ]
+
+
+def decoded(part: Message) -> bytes:
+    """A leaf part's payload with its Content-Transfer-Encoding undone."""
+    payload = part.get_payload(decode=True)
+    assert payload is None or isinstance(payload, bytes)
+    return payload or b""
 
 
 async def test_peer_without_8bitmime_gets_7bit_mime_with_the_same_decoded_content(
@@ -299,7 +303,7 @@ async def test_our_dkim_signature_is_made_again_after_conversion(
     world: MailStore, tmp_path: Path
 ) -> None:
     config = config_for(tmp_path, 1)
-    signer = DkimSignCheck(world, config.dkim_key_dir, timedelta(hours=1))
+    signer = DkimSignCheck(world, config.dkim_key_dir, timedelta(hours=1), clock=lambda: T0)
     message = EmailMessage()
     message["From"] = SENDER
     message["To"] = "x@remote.example"

@@ -22,6 +22,8 @@ from tests.smtp.helpers import (
     client_tls,
     folder_messages,
     message,
+    mime_parts,
+    text_payload,
 )
 from tests.smtp.scripted_peer import ScriptedPeer
 from tests.support.harness import TEST_PASSWORD, LiveServer, start_live_server
@@ -82,12 +84,10 @@ def parsed(raw: bytes) -> Message:
 def report_blocks(report: Message) -> list[Message]:
     assert report.get_content_type() == "multipart/report"
     assert report.get_param("report-type") == "delivery-status"
-    parts = report.get_payload()
-    assert isinstance(parts, list) and len(parts) == 3
+    parts = mime_parts(report)
+    assert len(parts) == 3
     assert parts[1].get_content_type() == "message/delivery-status"
-    blocks = parts[1].get_payload()
-    assert isinstance(blocks, list)
-    return blocks
+    return mime_parts(parts[1])
 
 
 async def test_local_delivery_with_notify_success_reports_delivered(server: LiveServer) -> None:
@@ -113,10 +113,10 @@ async def test_local_delivery_with_notify_success_reports_delivered(server: Live
     assert recipient["Final-Recipient"] == f"rfc822; {BINH}"
     assert (recipient["Action"], recipient["Status"]) == ("delivered", "2.0.0")
     assert recipient["Diagnostic-Code"] is None and recipient["Remote-MTA"] is None
-    returned = report.get_payload()[2]  # type: ignore[index]
+    returned = mime_parts(report)[2]
     assert returned.get_content_type() == "text/rfc822-headers"  # RET=HDRS
-    assert "Subject: Giay moi hop" in returned.get_payload()
-    assert "Noi dung thu." not in returned.get_payload()
+    assert "Subject: Giay moi hop" in text_payload(returned)
+    assert "Noi dung thu." not in text_payload(returned)
 
 
 async def test_ret_full_returns_the_message_and_only_success_recipients_are_listed(
@@ -136,11 +136,11 @@ async def test_ret_full_returns_the_message_and_only_success_recipients_are_list
     assert others == [] and envelope["Original-Envelope-Id"] is None
     assert (recipient["Final-Recipient"], recipient["Action"]) == (f"rfc822; {BINH}", "delivered")
     assert recipient["Original-Recipient"] is None  # no ORCPT was given
-    returned = report.get_payload()[2]  # type: ignore[index]
+    returned = mime_parts(report)[2]
     assert returned.get_content_type() == "message/rfc822"
-    inner = returned.get_payload()[0]
+    inner = mime_parts(returned)[0]
     assert inner["Subject"] == "Bao cao thang"
-    assert inner.get_payload() == "Noi dung thu.\r\n"
+    assert text_payload(inner) == "Noi dung thu.\r\n"
 
 
 async def test_group_reports_expanded_and_members_do_not_inherit_success(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -44,7 +45,7 @@ async def test_concurrent_deliveries_share_commits_and_keep_every_invariant(
     batches: list[int] = []
     run_batch = mail_store._run_batch
 
-    def counting(batch: list) -> list:  # type: ignore[type-arg]
+    def counting(batch: list[Any]) -> list[Any]:
         batches.append(len(batch))
         return run_batch(batch)
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session
 
 from mailserver.config import GovmailConfig, parse_listen
 from mailserver.serve import RunningServer, start_servers
@@ -16,7 +19,7 @@ TEST_PASSWORD = "Mat-khau#2026"
 
 def test_config(data_dir: Path, db_url: str, **sections: dict[str, object]) -> GovmailConfig:
     """Every listener on 127.0.0.1 port 0; argon2 made cheap (tests only)."""
-    data: dict[str, dict[str, object]] = {
+    data: dict[str, Any] = {  # Any: GovmailConfig(**data) validates each section
         "server": {
             "hostname": "mail.test.gov.vn",
             "data_dir": str(data_dir),
@@ -53,10 +56,10 @@ class LiveServer:
         return parse_listen(self.running.bound[listener])
 
     async def add_domain(self, domain: str = TEST_DOMAIN, abbreviation: str = "sotest") -> int:
-        def job(session: object) -> int:
-            agency = create_agency(session, "test", abbreviation, f"Agency {abbreviation}")  # type: ignore[arg-type]
+        def job(session: Session) -> int:
+            agency = create_agency(session, "test", abbreviation, f"Agency {abbreviation}")
             assert agency.id is not None
-            created = create_domain(session, "test", domain, agency.id)  # type: ignore[arg-type]
+            created = create_domain(session, "test", domain, agency.id)
             assert created.id is not None
             return created.id
 
@@ -68,14 +71,8 @@ class LiveServer:
         store = self.running.instance.store
         password_hash = await store.offload(self.running.instance.passwords.hash, password)
 
-        def job(session: object) -> int:
-            mailbox: Mailbox = create_mailbox(
-                session,
-                "test",
-                address,
-                password_hash,
-                quota_bytes,  # type: ignore[arg-type]
-            )
+        def job(session: Session) -> int:
+            mailbox: Mailbox = create_mailbox(session, "test", address, password_hash, quota_bytes)
             assert mailbox.id is not None
             return mailbox.id
 

@@ -3,14 +3,24 @@
 PostgreSQL refuses to run as root, so under root the cluster belongs to the `postgres` user that
 Debian's postgresql package creates; otherwise it belongs to the current user. Missing binaries
 raise PostgresUnavailable: CI must fail rather than skip the PostgreSQL tests.
+
+The cluster lives in RAM (/dev/shm) when that has room, and is stopped with an immediate
+shutdown. Measured on this project's 2-core VM (ext4 mounted with `discard`) after a suite's
+worth of test databases (80 migrated databases, 1.1 GB, 34,000 files): a fast shutdown's
+checkpoint took 42 s, nearly all of it fsyncing every file, and removing the directory took
+another 102 s, since every freed extent is discarded. An immediate shutdown (SIGQUIT) takes
+0.1 s; in RAM the removal takes about a second and the databases are created twice as fast.
+The data is thrown away, so the checkpoint that an immediate shutdown skips buys nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -30,7 +40,10 @@ SUPERUSER = "postgres"
 TEST_DATABASE = "govmail_test"
 READY_TIMEOUT_SECONDS = 30.0
 READY_POLL_SECONDS = 0.05
-STOP_TIMEOUT_SECONDS = 30
+STOP_TIMEOUT_SECONDS = 10
+# The cluster goes to this RAM-backed directory when it has this much room (else to TMPDIR).
+RAM_DIRECTORY = Path("/dev/shm")
+RAM_DIRECTORY_MIN_FREE_BYTES = 4 << 30
 START_ATTEMPTS = 3
 LOG_TAIL_CHARS = 4000
 # Unquoted PostgreSQL identifiers, lower case so that psql and SQL text need no quoting.
@@ -132,12 +145,13 @@ def throwaway_postgres() -> Iterator[str]:
     """Run a fresh cluster with database `govmail_test`; yield its SQLAlchemy URL.
 
     The server listens on 127.0.0.1 only, trusts every local connection, and keeps fsync and
-    synchronous_commit on, since tests check that a commit is durable. On exit it is stopped
-    (`pg_ctl stop -m fast`) and its directory removed.
+    synchronous_commit on, since tests check that a commit is durable (against a killed
+    process: the tests kill servers, not the machine). On exit it is stopped at once (an
+    immediate shutdown, see `stop_server`) and its directory removed.
     """
     bindir = find_postgres_bindir()
     owner = cluster_owner()
-    base = Path(tempfile.mkdtemp(prefix="govmail-pg-"))
+    base = Path(tempfile.mkdtemp(prefix="govmail-pg-", dir=cluster_parent()))
     try:
         if owner.switch:
             os.chown(base, owner.uid, owner.gid)
@@ -148,9 +162,19 @@ def throwaway_postgres() -> Iterator[str]:
             url = f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/postgres"
             yield create_database(url, TEST_DATABASE)
         finally:
-            stop_server(bindir, owner, base, datadir, server)
+            stop_server(server)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def cluster_parent(ram: Path = RAM_DIRECTORY) -> Path | None:
+    """`ram` when it is a writable directory with room for a suite's databases; None (the
+    temporary directory of `tempfile`) otherwise."""
+    if not (ram.is_dir() and os.access(ram, os.W_OK | os.X_OK)):
+        return None
+    if shutil.disk_usage(ram).free < RAM_DIRECTORY_MIN_FREE_BYTES:
+        return None
+    return ram
 
 
 def initdb_arguments(datadir: Path) -> list[str]:
@@ -260,25 +284,19 @@ def wait_until_ready(
         time.sleep(READY_POLL_SECONDS)
 
 
-def stop_server(
-    bindir: Path,
-    owner: ClusterOwner,
-    base: Path,
-    datadir: Path,
-    server: subprocess.Popen[bytes],
-) -> None:
-    """`pg_ctl stop -m fast`; kill the postmaster only if that did not end it."""
-    run_as(
-        owner,
-        [bindir / "pg_ctl", "stop", "-D", str(datadir), "-m", "fast", "-w", "-s"],
-        cwd=base,
-        check=False,
-    )
-    try:
-        server.wait(timeout=STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """Immediate shutdown (SIGQUIT, what `pg_ctl stop -m immediate` sends): no shutdown
+    checkpoint, whose fsync of every file of every test database made a fast shutdown take
+    tens of seconds. After STOP_TIMEOUT_SECONDS the whole process group is killed. Every
+    postgres process is gone when this returns, so the directory can be removed."""
+    if server.poll() is None:
+        server.send_signal(signal.SIGQUIT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=STOP_TIMEOUT_SECONDS)
+    # start_new_session made the postmaster a group leader; its children share the group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
 
 
 def create_database(url: str, name: str) -> str:

@@ -1,4 +1,8 @@
-"""Run `govmail` as a real process: the CLI, and `serve` with its bound addresses."""
+"""Run `govmail` as a real process: the CLI, and `serve` with its bound addresses.
+
+The process is `python -m mailserver` with this checkout first on PYTHONPATH, so it runs the
+code under test, never an installed (perhaps stale) `govmail` or another checkout's package.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LISTENING = re.compile(r"event=listening (?P<pairs>.*?) data_dir=")
 START_TIMEOUT = 60.0  # a loaded 2-core CI machine starts a PostgreSQL-backed server slowly
 
@@ -21,7 +26,11 @@ OFFLINE_FILTERS = {"GOVMAIL_DNS__SYSTEM_RESOLVER": "false", "GOVMAIL_SPAMD__ENAB
 
 
 def govmail_env(**extra: str) -> dict[str, str]:
+    """The environment of a test's govmail process: no GOVMAIL_* settings of the caller's,
+    offline filters, this checkout first on the import path, then ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVMAIL_")}
+    inherited = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *([inherited] if inherited else [])])
     env.update(OFFLINE_FILTERS)
     env.update(extra)
     return env

@@ -1,7 +1,8 @@
 """A throwaway spamd (Debian's SpamAssassin daemon) on a loopback port, for tests and benchmarks.
 
 Local rules only (no network tests, no auto-learning), Bayes in a temporary home, TELL allowed.
-As root it drops to "nobody", so the temporary tree lives outside pytest's 0700 directories.
+As root it drops to "nobody", so the temporary tree lives outside pytest's 0700 directories;
+spamd's own temporary files (TMPDIR) go inside that tree, so nothing outlives it.
 """
 
 from __future__ import annotations
@@ -56,9 +57,9 @@ def running_spamd(children: int = 2) -> Iterator[str]:
     if not os.path.exists(SPAMD):
         raise SpamdUnavailable("spamd is not installed (scripts/install-test-deps.sh installs it)")
     base = Path(tempfile.mkdtemp(prefix="govmail-spamd-"))
-    home, site = base / "home", base / "site"
-    home.mkdir()
-    site.mkdir()
+    home, site, tmp = base / "home", base / "site", base / "tmp"
+    for directory in (home, site, tmp):
+        directory.mkdir()
     for pre in Path("/etc/spamassassin").glob("*.pre"):
         shutil.copy(pre, site / pre.name)
     (site / "local.cf").write_text(LOCAL_CF.format(home=home))
@@ -71,14 +72,13 @@ def running_spamd(children: int = 2) -> Iterator[str]:
     ]  # fmt: skip
     if os.geteuid() == 0:
         nobody = pwd.getpwnam("nobody")
-        for path in (base, home, site):
+        for path in (base, home, site, tmp):
             os.chown(path, nobody.pw_uid, nobody.pw_gid)
         command += ["--username", "nobody"]
     log_path = base / "spamd.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HOME": str(home)}
-        )
+        environment = {**os.environ, "HOME": str(home), "TMPDIR": str(tmp)}
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
         try:
             deadline = time.monotonic() + START_SECONDS
             while not spamd_answers(port):
