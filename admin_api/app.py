@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from admin_api.body_limit import BodyLimitMiddleware
 from admin_api.problems import Problem, install_problem_handlers
 from admin_api.routers import (
     agencies,
@@ -39,6 +40,12 @@ def create_app(instance: Instance) -> FastAPI:
     app = FastAPI(title="govmail admin API", version="1.0.0", description=DESCRIPTION)
     app.state.instance = instance
     install_problem_handlers(app)
+    limits = instance.config.admin_api
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=limits.max_body_bytes,
+        max_import_bytes=limits.max_import_bytes,
+    )
     for router in (
         agencies.router,
         domains.router,

@@ -174,6 +174,8 @@ class AdminAPISection(BaseModel):
 
     listen: str = "127.0.0.1:8080"
     public_url: str = ""  # how users reach the API (set-password links); empty: from listen
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)  # JSON bodies, before any parsing
+    max_import_bytes: int = Field(default=10 * 1024 * 1024, ge=1)  # the staff CSV import
 
     _v = field_validator("listen")(_check_listen)
 
