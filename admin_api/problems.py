@@ -134,5 +134,6 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _problem_doc("The token's role may not do this"),
     404: _problem_doc("No such object (or not in the caller's agency tree)"),
     409: _problem_doc("Conflict with the current state"),
+    413: _problem_doc("The request body is too large"),
     422: _problem_doc("Invalid request"),
 }

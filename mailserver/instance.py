@@ -22,7 +22,8 @@ class Instance:
     config: GovmailConfig
     store: MailStore
     passwords: Passwords
-    # Failed logins per client IP, shared by IMAP and SMTP submission (password spraying).
+    # Failed logins per client IP, shared by IMAP, SMTP submission and the password-change
+    # page (password spraying); counted in the database.
     login_throttle: LoginThrottle
     # Checks at DATA: inbound for MX, outbound for submission (filters.registry builds them).
     inbound_pipeline: Pipeline = field(default_factory=lambda: Pipeline([]))
@@ -105,7 +106,7 @@ def open_instance(
         store=store,
         passwords=passwords_for(config),
         login_throttle=LoginThrottle(
-            config.auth.max_failures_per_ip, config.auth.ip_failure_window_seconds
+            store, config.auth.max_failures_per_ip, config.auth.ip_failure_window_seconds
         ),
     )
     instance.inbound_pipeline, instance.outbound_pipeline = build_pipelines(instance)
