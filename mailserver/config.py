@@ -86,6 +86,9 @@ class AuthSection(BaseModel):
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
     max_failed_logins: int = 12
+    # A lock by failed logins is lifted at the next login attempt this long after it; 0: only
+    # an admin unlocks (the provincial rule).
+    auto_unlock_minutes: int = Field(default=0, ge=0)
     password_max_age_days: int = 180  # provincial rule: change every 6 months; 0 = never
     failed_login_delay_seconds: float = 1.0
     # Password spraying: many accounts tried from one address. Counted per client IP.

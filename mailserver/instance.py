@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from filters.pipeline import Pipeline
 from filters.registry import build_junk_trainer, build_pipelines
@@ -12,6 +14,7 @@ from mailserver.config import GovmailConfig
 from storage.blobs import BlobStore
 from storage.db import Database, open_database
 from storage.inline_blobs import inline_source
+from storage.models import utcnow
 from storage.passwords import PasswordParams, Passwords
 from storage.schema import upgrade_to_head
 from storage.store import MailStore
@@ -30,6 +33,8 @@ class Instance:
     outbound_pipeline: Pipeline = field(default_factory=lambda: Pipeline([]))
     # IMAP calls it when a message is moved into or out of Junk (spamd TELL); None: no spamd.
     junk_trainer: JunkTrainer | None = None
+    # The time logins are judged by (lockout, auto-unlock, password age); tests replace it.
+    clock: Callable[[], datetime] = field(default_factory=lambda: utcnow)
 
     @property
     def db(self) -> Database:
