@@ -15,11 +15,21 @@ from typing import Any
 
 import pytest
 
+from storage.tokens import issue_token
 from tests.admin_api.world import World
 
 PASSWORD = "Zq7#mWx!pL2v"
 STOLEN = "giamdoc.stc@hanoi.gov.vn"  # Sở Tài chính's name on the shared domain
-ROLES = ("system", "admin_a", "admin_b", "auditor")
+# "province": an agency admin of the province (the root agency, owner of the shared domain).
+ROLES = ("system", "province", "admin_a", "admin_b", "auditor")
+
+
+@pytest.fixture(autouse=True)
+async def province_admin(world_any: World) -> None:
+    province = world_any.ids["province"]
+    world_any.tokens["province"] = await world_any.instance.store.write(
+        lambda s: issue_token(s, "seed", "admin-hn", "agency_admin", province)
+    )
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,13 @@ def abbreviation_attempts(world: World) -> dict[str, Attempt]:
 
 
 # Nobody may reuse an abbreviation that forms addresses; the auditor may change nothing.
-ABBREVIATION_EXPECTED = {"system": 409, "admin_a": 409, "admin_b": 404, "auditor": 403}
+ABBREVIATION_EXPECTED = {
+    "system": 409,
+    "province": 409,
+    "admin_a": 409,
+    "admin_b": 404,
+    "auditor": 403,
+}
 
 
 @pytest.mark.parametrize("who", ROLES)
@@ -121,16 +137,23 @@ def address_attempts(world: World) -> dict[str, Attempt]:
 # The owner's admin and the system admin may create the name; agency A may not, by any path.
 ADDRESS_EXPECTED = {
     # No agency given: the name's own agency (by its abbreviation) is the owner.
-    "mailbox": {"system": 201, "admin_a": 409, "admin_b": 201, "auditor": 403},
-    "mailbox for own agency": {"system": 201, "admin_a": 409, "admin_b": 409, "auditor": 403},
+    "mailbox": {"system": 201, "province": 201, "admin_a": 409, "admin_b": 201, "auditor": 403},
+    "mailbox for own agency": {
+        "system": 201,
+        "province": 201,
+        "admin_a": 409,
+        "admin_b": 409,
+        "auditor": 403,
+    },
     "mailbox for the other agency": {
         "system": 201,
+        "province": 201,
         "admin_a": 409,
         "admin_b": 201,
         "auditor": 403,
     },
-    "alias": {"system": 201, "admin_a": 409, "admin_b": 409, "auditor": 403},
-    "group": {"system": 201, "admin_a": 409, "admin_b": 409, "auditor": 403},
+    "alias": {"system": 201, "province": 201, "admin_a": 409, "admin_b": 409, "auditor": 403},
+    "group": {"system": 201, "province": 201, "admin_a": 409, "admin_b": 409, "auditor": 403},
 }
 
 
@@ -145,7 +168,13 @@ async def test_other_agencys_name_on_the_shared_domain_after_a_refused_rename(
     assert status == ADDRESS_EXPECTED[path][who], (who, path)
 
 
-IMPORT_EXPECTED = {"system": "created", "admin_a": "error", "admin_b": "error", "auditor": 403}
+IMPORT_EXPECTED = {
+    "system": "created",
+    "province": "created",
+    "admin_a": "error",
+    "admin_b": "error",
+    "auditor": 403,
+}
 
 
 @pytest.mark.parametrize("who", ROLES)
@@ -164,7 +193,7 @@ async def test_import_cannot_take_the_name_either(world_any: World, who: str) ->
     assert response.json()["rows"][0]["status"] == expected, response.text
 
 
-SEND_AS_EXPECTED = {"system": 201, "admin_a": 404, "admin_b": 404, "auditor": 403}
+SEND_AS_EXPECTED = {"system": 201, "province": 201, "admin_a": 404, "admin_b": 404, "auditor": 403}
 
 
 @pytest.mark.parametrize("who", ROLES)
@@ -178,7 +207,13 @@ async def test_send_as_reaches_only_addresses_of_the_callers_tree(
     assert await send(world_any, who, attempt) == SEND_AS_EXPECTED[who]
 
 
-MOVE_MERGE_EXPECTED = {"system": 200, "admin_a": 403, "admin_b": 403, "auditor": 403}
+MOVE_MERGE_EXPECTED = {
+    "system": 200,
+    "province": 403,
+    "admin_a": 403,
+    "admin_b": 403,
+    "auditor": 403,
+}
 
 
 @pytest.mark.parametrize("who", ROLES)
@@ -208,12 +243,19 @@ DOMAIN_EXPECTED = {
     # x.stc.hanoi.gov.vn is under Sở Tài chính's own domain.
     "under the other agency's domain": {
         "system": 201,
+        "province": 201,
         "admin_a": 409,
         "admin_b": 404,
         "auditor": 403,
     },
     # skhcn.hanoi.gov.vn is under the province's (A's parent's) domain: A may.
-    "under the parent's domain": {"system": 201, "admin_a": 201, "admin_b": 404, "auditor": 403},
+    "under the parent's domain": {
+        "system": 201,
+        "province": 201,
+        "admin_a": 201,
+        "admin_b": 404,
+        "auditor": 403,
+    },
 }
 
 
