@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from admin_api.body_limit import BodyLimitMiddleware
 from admin_api.docs_pages import install_offline_docs
 from admin_api.problems import Problem, install_problem_handlers
 from admin_api.routers import (
@@ -49,6 +50,12 @@ def create_app(instance: Instance) -> FastAPI:
     app.state.instance = instance
     install_problem_handlers(app)
     install_offline_docs(app)
+    limits = instance.config.admin_api
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=limits.max_body_bytes,
+        max_import_bytes=limits.max_import_bytes,
+    )
     for router in (
         agencies.router,
         domains.router,

@@ -21,6 +21,7 @@ from storage.tokens import ApiRole, find_valid_token
 
 _bearer = HTTPBearer(auto_error=False, description="An admin API token (gm_...)")
 MAX_TOKEN_LENGTH = 200
+PRINCIPAL_STATE = "principal"  # request.state attribute of an already checked token
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,10 @@ class Principal:
         return self.role in (ApiRole.SYSTEM_ADMIN, ApiRole.AGENCY_ADMIN)
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    if credentials is None or len(credentials.credentials) > MAX_TOKEN_LENGTH:
-        raise HTTPException(401, "a valid bearer token is required")
-    token = credentials.credentials
+async def principal_of_token(request: Request, token: str) -> Principal | None:
+    """The caller a bearer token names, or None for an unknown, expired or revoked one."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        return None
 
     def load(session: Session) -> Principal | None:
         row = find_valid_token(session, token)
@@ -67,7 +65,20 @@ async def authenticate(
             scope = Scope(frozenset())
         return Principal(row.id, row.name, role, row.agency_id, scope)
 
-    principal = await store_of(request).read(load)
+    return await store_of(request).read(load)
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    # The body limit middleware (admin_api.body_limit) may have checked the token already.
+    checked = getattr(request.state, PRINCIPAL_STATE, None)
+    if isinstance(checked, Principal):
+        return checked
+    principal = None
+    if credentials is not None:
+        principal = await principal_of_token(request, credentials.credentials)
     if principal is None:
         raise HTTPException(401, "a valid bearer token is required")
     return principal

@@ -22,7 +22,7 @@ from mailserver.delivery.queue import QueueError
 from storage.accounts import AccountExists, DomainNotFound
 from storage.agency_tree import AgencyConflict, AgencyNotFound
 from storage.directory_admin import AddressUnavailable, DirectoryNotFound
-from storage.domain_admin import DomainMissing
+from storage.domain_admin import DomainMissing, DomainUnavailable
 from storage.listing import BadListRequest
 from storage.mailbox_ops import AccountNotFound, MailboxError
 from storage.password_setup import SetupLinkInvalid
@@ -43,6 +43,7 @@ _STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (AccountExists, 409),
     (AddressUnavailable, 409),
     (AgencyConflict, 409),
+    (DomainUnavailable, 409),
     (BadListRequest, 400),
     (ImportFileError, 400),
     (SetupLinkInvalid, 400),
@@ -134,5 +135,6 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _problem_doc("The token's role may not do this"),
     404: _problem_doc("No such object (or not in the caller's agency tree)"),
     409: _problem_doc("Conflict with the current state"),
+    413: _problem_doc("The request body is too large"),
     422: _problem_doc("Invalid request"),
 }

@@ -1,19 +1,23 @@
 """Password logins shared by IMAP and SMTP submission, with the lockout rule.
 
 The argon2 check runs off the event loop. Consecutive failures are counted on the account;
-at ``auth.max_failed_logins`` (12 by the provincial rules) the account is locked. A locked or
-disabled account cannot log in, but a locked one still receives mail.
+at ``auth.max_failed_logins`` (12 by the provincial rules) the account is locked and a notice
+goes to the account's INBOX and the admins (:mod:`mailserver.lock_notice`). A locked or
+disabled account cannot log in, but a locked one still receives mail. With
+``auth.auto_unlock_minutes`` a lock set by failed logins is lifted at the first attempt that
+long after it. Time comes from ``instance.clock``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from mailserver.instance import Instance
-from storage.accounts import find_mailbox, note_login
+from mailserver.lock_notice import send_lock_notice
+from storage.accounts import auto_unlock, find_mailbox, note_login
 from storage.models import MailboxState
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,7 @@ class _Account:
     last_login_at: datetime | None
     must_change_password: bool
     password_changed_at: datetime | None
+    locked_at: datetime | None
 
     def password_expired(self, now: datetime, max_age_days: int) -> bool:
         if self.must_change_password:
@@ -86,9 +91,13 @@ async def check_login(
             mailbox.last_login_at,
             mailbox.must_change_password,
             mailbox.password_changed_at,
+            mailbox.locked_at,
         )
 
     account = await store.read(load)
+    now = instance.clock()
+    if account is not None and await _unlocked_by_time(instance, account, now):
+        account = replace(account, state=MailboxState.ACTIVE, failed_logins=0, locked_at=None)
     valid = await store.offload(
         instance.passwords.verify, account.password_hash if account else None, password
     )
@@ -106,7 +115,6 @@ async def check_login(
             account.state,
         )
         return LoginResult(False, account.id, account.address, reason=f"account {account.state}")
-    now = datetime.now(UTC)
     if (
         valid
         and not allow_expired
@@ -124,17 +132,41 @@ async def check_login(
     if valid and account.login_changes_nothing(now):
         log.info("event=login protocol=%s user=%s", protocol, account.address)
         return LoginResult(True, account.id, account.address)
-    state = await store.write(lambda s: note_login(s, account.id, valid, max_failures))
+    counted = await store.write(lambda s: note_login(s, account.id, valid, max_failures, now))
     if not valid:
         log.info(
             "event=login_failed protocol=%s user=%s reason=bad_password state=%s",
             protocol,
             account.address,
-            state,
+            counted.state,
         )
+        if counted.locked_now:
+            await _announce_lock(instance, account)
         return LoginResult(False, account.id, account.address, reason="bad password")
     log.info("event=login protocol=%s user=%s", protocol, account.address)
     return LoginResult(True, account.id, account.address)
+
+
+async def _announce_lock(instance: Instance, account: _Account) -> None:
+    """The lock holds whatever happens to its notice; a failed notice is logged."""
+    try:
+        await send_lock_notice(instance, account.address, account.failed_logins + 1)
+    except Exception:
+        log.exception("event=lock_notice_failed user=%s", account.address)
+
+
+async def _unlocked_by_time(instance: Instance, account: _Account, now: datetime) -> bool:
+    """Lift a lock by failed logins older than ``auth.auto_unlock_minutes`` (0: never)."""
+    minutes = instance.config.auth.auto_unlock_minutes
+    if minutes <= 0 or account.state != MailboxState.LOCKED or account.locked_at is None:
+        return False
+    if now - account.locked_at < timedelta(minutes=minutes):
+        return False
+    after = timedelta(minutes=minutes)
+    unlocked = await instance.store.write(lambda s: auto_unlock(s, account.id, now, after))
+    if unlocked:
+        log.info("event=auto_unlock user=%s", account.address)
+    return bool(unlocked)
 
 
 def password_change_url(instance: Instance) -> str:

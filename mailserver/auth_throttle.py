@@ -2,59 +2,57 @@
 
 The per-account rule (12 consecutive failures lock the account) does not stop one address from
 trying one password against thousands of accounts. This counter does: after ``max_failures``
-failures from one IP within ``window`` seconds, that IP may not try again until its oldest
-failure leaves the window. In memory and bounded (the least recently failing IPs are forgotten
-first); the worker processes of one instance tell each other their failures (``relay``), so
-the count is the instance's. Time comes in through ``clock``.
+failures from one IP within ``window`` seconds of its first failure, that IP may not try again
+until the window is over. IMAP, SMTP submission and the password-change page share it.
+
+The counts are in the database (:mod:`storage.login_throttle`), so every worker process and
+node of the instance sees the same ones and a restart forgets none: one read per attempt, one
+upsert per failure; every ``prune_every`` failures (per process) the rows of windows that are
+over are deleted, so addresses seen once do not pile up. Time comes in through ``clock``
+(epoch seconds).
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 
-MAX_TRACKED_IPS = 100_000
+from sqlmodel import Session
+
+from storage.login_throttle import ip_failures, note_ip_failure, prune_ip_failures
+from storage.store import MailStore
 
 
 class LoginThrottle:
     def __init__(
-        self, max_failures: int, window: float, clock: Callable[[], float] = time.monotonic
+        self,
+        store: MailStore,
+        max_failures: int,
+        window: float,
+        clock: Callable[[], float] = time.time,
+        prune_every: int = 1000,
     ) -> None:
+        self.store = store
         self.max_failures = max_failures
         self.window = window
         self.clock = clock
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-        self.relay: Callable[[str], None] | None = None
+        self.prune_every = prune_every
+        self._failures_noted = 0
 
-    def _recent(self, ip: str) -> deque[float] | None:
-        failures = self._failures.get(ip)
-        if failures is None:
-            return None
-        horizon = self.clock() - self.window
-        while failures and failures[0] <= horizon:
-            failures.popleft()
-        if not failures:
-            del self._failures[ip]
-            return None
-        return failures
-
-    def blocked(self, ip: str) -> bool:
+    async def blocked(self, ip: str) -> bool:
         """True while ``ip`` has used up its failures for the window."""
-        failures = self._recent(ip)
-        return failures is not None and len(failures) >= self.max_failures
+        now = self.clock()
+        failures = await self.store.read(lambda s: ip_failures(s, ip, now, self.window))
+        return failures >= self.max_failures
 
-    def note_failure(self, ip: str) -> None:
-        self.note_relayed_failure(ip)
-        if self.relay is not None:
-            self.relay(ip)
+    async def note_failure(self, ip: str) -> None:
+        now = self.clock()
+        self._failures_noted += 1
+        prune = self._failures_noted % self.prune_every == 0
 
-    def note_relayed_failure(self, ip: str) -> None:
-        """A failure seen by another process of this instance."""
-        failures = self._recent(ip)
-        if failures is None:
-            failures = self._failures[ip] = deque(maxlen=max(1, self.max_failures))
-        failures.append(self.clock())
-        self._failures.move_to_end(ip)
-        while len(self._failures) > MAX_TRACKED_IPS:
-            self._failures.popitem(last=False)
+        def note(session: Session) -> None:
+            note_ip_failure(session, ip, now, self.window)
+            if prune:
+                prune_ip_failures(session, now, self.window)
+
+        await self.store.write(note)

@@ -93,6 +93,9 @@ class AuthSection(ConfigSection):
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
     max_failed_logins: int = 12
+    # A lock by failed logins is lifted at the next login attempt this long after it; 0: only
+    # an admin unlocks (the provincial rule).
+    auto_unlock_minutes: int = Field(default=0, ge=0)
     password_max_age_days: int = 180  # provincial rule: change every 6 months; 0 = never
     failed_login_delay_seconds: float = 1.0
     # Password spraying: many accounts tried from one address. Counted per client IP.
@@ -184,6 +187,8 @@ class AdminAPISection(ConfigSection):
 
     listen: str = "127.0.0.1:8080"
     public_url: str = ""  # how users reach the API (set-password links); empty: from listen
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)  # JSON bodies, before any parsing
+    max_import_bytes: int = Field(default=10 * 1024 * 1024, ge=1)  # the staff CSV import
 
     _v = field_validator("listen")(_check_listen)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from filters.pipeline import Pipeline
@@ -11,6 +13,7 @@ from mailserver.config import GovmailConfig
 from storage.blobs import BlobStore
 from storage.db import Database, open_database
 from storage.inline_blobs import inline_source
+from storage.models import utcnow
 from storage.passwords import PasswordParams, Passwords
 from storage.schema import upgrade_to_head
 from storage.store import MailStore
@@ -24,13 +27,16 @@ class Instance:
     config: GovmailConfig
     store: MailStore
     passwords: Passwords
-    # Failed logins per client IP, shared by IMAP and SMTP submission (password spraying).
+    # Failed logins per client IP, shared by IMAP, SMTP submission and the password-change
+    # page (password spraying); counted in the database.
     login_throttle: LoginThrottle
     # Checks at DATA: inbound for MX, outbound for submission (filters.registry builds them).
     inbound_pipeline: Pipeline = field(default_factory=lambda: Pipeline([]))
     outbound_pipeline: Pipeline = field(default_factory=lambda: Pipeline([]))
     # IMAP calls it when a message is moved into or out of Junk (spamd TELL); None: no spamd.
     junk_trainer: JunkTrainer | None = None
+    # The time logins are judged by (lockout, auto-unlock, password age); tests replace it.
+    clock: Callable[[], datetime] = field(default_factory=lambda: utcnow)
 
     @property
     def db(self) -> Database:
@@ -110,7 +116,7 @@ def open_instance(
         store=store,
         passwords=passwords_for(config),
         login_throttle=LoginThrottle(
-            config.auth.max_failures_per_ip, config.auth.ip_failure_window_seconds
+            store, config.auth.max_failures_per_ip, config.auth.ip_failure_window_seconds
         ),
     )
     if filters:

@@ -9,8 +9,7 @@ supervisor binds every mail listener (SMTP MX, submission, submissions; IMAP, IM
   connections, with a flag when the address is over its limit (the worker then refuses it in
   the protocol's words: SMTP 421, IMAP BYE, after TLS on the implicit-TLS ports);
 - relays what one worker publishes to all the others: committed mailbox changes (so IDLE and
-  untagged responses see deliveries made by another worker) and failed logins (the per-IP
-  throttle);
+  untagged responses see deliveries made by another worker);
 - commits the deliveries of every worker in one group commit (``mailserver.instance_writer``);
 - restarts a worker that died (its connections are gone; nothing committed is lost: every
   reply that promised something was sent after its commit);
@@ -252,7 +251,7 @@ class Supervisor:
                     del worker.connections[key]
                 worker.total -= 1
                 self._release(key, 1)
-        elif kind in ("changes", "login_failed"):
+        elif kind == "changes":
             for other in self.workers.values():
                 if other is not worker and other.ready.done():
                     other.link.send(message)

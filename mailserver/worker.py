@@ -9,9 +9,9 @@ database) without binding the mail listeners, says ``ready``, and from then on:
   own words when the supervisor counted too many from its address;
 - sends its deliveries to the supervisor's one writer for the instance (``write``, answered by
   ``written``; ``mailserver.instance_writer``);
-- tells the supervisor when a connection ends (``closed``), what it committed (``changes``, for
-  the IMAP sessions of the other workers) and failed logins (``login_failed``, for the per-IP
-  throttle), and applies what the supervisor relays from the others.
+- tells the supervisor when a connection ends (``closed``) and what it committed (``changes``,
+  for the IMAP sessions of the other workers), and applies what the supervisor relays from the
+  others. (Failed logins per IP are counted in the database: every worker sees them.)
 
 It stops on SIGTERM, on ``stop`` or when the link breaks, draining like a single process; and
 it dies with the supervisor (PR_SET_PDEATHSIG), so a killed server leaves no orphan behind.
@@ -77,7 +77,6 @@ class Worker:
         instance = running.instance
         instance.store.bus.relay = self._relay_changes
         instance.store.delegate = self.writer
-        instance.login_throttle.relay = lambda ip: self.link.send(("login_failed", ip))
         for tracker in running.trackers:
             tracker.on_closed = lambda ip, name=tracker.name: self.link.send(("closed", name, ip))
         if running.imap is not None:
@@ -102,8 +101,6 @@ class Worker:
             self.writer.on_reply(message[1], message[2], message[3])
         elif kind == "changes" and self.running is not None:
             self.running.instance.store.bus.publish_relayed(message[1])
-        elif kind == "login_failed" and self.running is not None:
-            self.running.instance.login_throttle.note_relayed_failure(message[1])
         elif kind == "config" and self.config is not None and not self.config.done():
             config = GovmailConfig.model_validate_json(message[1])
             config.config_path = Path(message[2]) if message[2] else None

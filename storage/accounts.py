@@ -11,6 +11,7 @@ import json
 import string
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, update
@@ -336,6 +337,7 @@ def set_state(session: Session, actor: str, address: str, state: MailboxState) -
     mailbox = require_mailbox(session, address)
     before = mailbox.state
     mailbox.state = state
+    mailbox.locked_at = None  # an admin's (or the outbound limit's) state is never auto-lifted
     if state == MailboxState.ACTIVE:
         mailbox.failed_logins = 0
     # A leaver's retention period runs from the moment the account is disabled.
@@ -380,24 +382,41 @@ def delete_mailbox(session: Session, actor: str, address: str) -> None:
     session.delete(mailbox)
 
 
-def note_login(session: Session, mailbox_id: int, success: bool, max_failures: int) -> str:
+@dataclass(frozen=True)
+class LoginCounted:
+    """The account after a counted attempt; ``locked_now``: this failure locked it."""
+
+    state: str
+    locked_now: bool = False
+
+
+def note_login(
+    session: Session,
+    mailbox_id: int,
+    success: bool,
+    max_failures: int,
+    now: datetime | None = None,
+) -> LoginCounted:
     """Count a login attempt; after ``max_failures`` consecutive failures, lock the account.
 
     Callers may skip a success that changes nothing (mailserver.auth: already stamped today, no
     failures to reset), so the day's ``logins`` counter means "at least one login that day".
-    Returns the account state after the attempt.
     """
+    now = now or utcnow()
     mailbox = session.get(Mailbox, mailbox_id)
     if mailbox is None:
         raise AccountNotFound("no such mailbox")
+    locked_now = False
     if success:
         mailbox.failed_logins = 0
-        mailbox.last_login_at = utcnow()
-        count_usage(session, mailbox_id, mailbox.last_login_at.date(), logins=1)
+        mailbox.last_login_at = now
+        count_usage(session, mailbox_id, now.date(), logins=1)
     else:
         mailbox.failed_logins += 1
         if mailbox.failed_logins >= max_failures and mailbox.state == MailboxState.ACTIVE:
             mailbox.state = MailboxState.LOCKED
+            mailbox.locked_at = now
+            locked_now = True
             audit(
                 session,
                 "system",
@@ -408,4 +427,29 @@ def note_login(session: Session, mailbox_id: int, success: bool, max_failures: i
                 agency_id=mailbox_agency_id(session, mailbox),
             )
     session.add(mailbox)
-    return mailbox.state
+    return LoginCounted(mailbox.state, locked_now)
+
+
+def auto_unlock(session: Session, mailbox_id: int, now: datetime, after: timedelta) -> bool:
+    """Lift a lock set by failed logins (only those: ``locked_at`` set) once ``after`` has
+    passed since it; True if the account is active now."""
+    mailbox = session.get(Mailbox, mailbox_id)
+    if mailbox is None or mailbox.state != MailboxState.LOCKED or mailbox.locked_at is None:
+        return mailbox is not None and mailbox.state == MailboxState.ACTIVE
+    if now - mailbox.locked_at < after:
+        return False
+    mailbox.state = MailboxState.ACTIVE
+    mailbox.failed_logins = 0
+    mailbox.locked_at = None
+    session.add(mailbox)
+    audit(
+        session,
+        "system:auto-unlock",
+        "mailbox.state",
+        "mailbox",
+        mailbox.address,
+        {"state": MailboxState.LOCKED},
+        {"state": MailboxState.ACTIVE},
+        agency_id=mailbox_agency_id(session, mailbox),
+    )
+    return True

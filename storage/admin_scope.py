@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, true
+from sqlalchemy import ColumnElement, and_, false, func, or_, true
 from sqlmodel import Session, col, select
 
 from storage.address_convention import normalise_agency_abbreviation
@@ -103,13 +103,25 @@ def may_use_address(session: Session, scope: Scope, address: str, agency_id: int
     if scope.covers(domain.agency_id):
         return True
     agency = session.get(Agency, agency_id)
-    if agency is None:
+    if agency is None or _abbreviation_shared(session, agency):
         return False
     try:
         suffix = "." + normalise_agency_abbreviation(agency.abbreviation)
     except ValueError:
         return False
     return address.rpartition("@")[0].endswith(suffix)
+
+
+def _abbreviation_shared(session: Session, agency: Agency) -> bool:
+    """Another agency with the same abbreviation (from before they had to be unique): the
+    name is nobody's to take by the convention."""
+    same = session.exec(
+        select(Agency.id).where(
+            func.lower(Agency.abbreviation) == agency.abbreviation.strip().lower(),
+            col(Agency.id) != agency.id,
+        )
+    ).first()
+    return same is not None
 
 
 def address_taken(session: Session, address: str) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from storage.abbreviations import abbreviation_owner, suffix_taken_by_others
 from storage.accounts import audit, create_agency
 from storage.admin_scope import Scope, agency_condition, subtree_ids
 from storage.agency_code import AgencyCodeError, parse_agency_code
@@ -135,13 +136,22 @@ def add_agency(
         get_agency(session, scope, parent_id)
     stored = canonical_code(code)
     _check_code_free(session, stored, None)
-    _check_abbreviation(abbreviation)
+    _check_abbreviation(session, abbreviation, None, parent_id)
     return create_agency(session, actor, abbreviation.strip(), name.strip(), parent_id, stored)
 
 
-def _check_abbreviation(abbreviation: str) -> None:
+def _check_abbreviation(
+    session: Session, abbreviation: str, agency_id: int | None, parent_id: int | None
+) -> None:
+    """Not empty, and unique where it forms addresses (storage.abbreviations)."""
     if not fold_for_search(abbreviation).strip():
         raise AgencyConflict("abbreviation must not be empty")
+    if abbreviation_owner(session, abbreviation, agency_id) is not None:
+        raise AgencyConflict(f"abbreviation {abbreviation.strip()!r} is already used")
+    if suffix_taken_by_others(session, abbreviation, agency_id, parent_id) is not None:
+        raise AgencyConflict(
+            f"abbreviation {abbreviation.strip()!r} already ends addresses of another agency"
+        )
 
 
 def update_agency(
@@ -157,7 +167,7 @@ def update_agency(
     if changes.get("name") is not None:
         agency.name = str(changes["name"]).strip()
     if changes.get("abbreviation") is not None:
-        _check_abbreviation(changes["abbreviation"])
+        _check_abbreviation(session, changes["abbreviation"], agency.id, agency.parent_id)
         agency.abbreviation = str(changes["abbreviation"]).strip()
     session.add(agency)
     audit(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
+from storage.abbreviations import ancestor_ids
 from storage.accounts import audit, create_domain
 from storage.admin_scope import Scope, agency_condition
 from storage.listing import Page, PageRequest, contains_pattern, fetch_page
@@ -21,6 +22,10 @@ DOMAIN_SORTS = {"id": Domain.id, "name": Domain.name, "created_at": Domain.creat
 
 class DomainMissing(MailboxError):
     pass
+
+
+class DomainUnavailable(MailboxError):
+    """The name is under a domain of an agency the caller does not administer."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +62,24 @@ def add_domain(
 ) -> Domain:
     if not scope.covers(agency_id) or session.get(Agency, agency_id) is None:
         raise DomainMissing(f"no agency {agency_id}")
+    if not _may_name_under(session, scope, name.strip().lower().rstrip("."), agency_id):
+        raise DomainUnavailable(f"{name.strip()} is not available")
     try:
         return create_domain(session, actor, name, agency_id, kind)
     except ValueError as exc:
         raise MailboxError(str(exc)) from exc
+
+
+def _may_name_under(session: Session, scope: Scope, name: str, agency_id: int) -> bool:
+    """A new domain may lie under a domain of the caller's tree or of the agency's ancestors
+    (a department's ``stc.hanoi.gov.vn`` under the province's), never under another's."""
+    ancestors = set(ancestor_ids(session, agency_id))
+    for parent in session.exec(select(Domain)):
+        if name.endswith("." + parent.name) and not (
+            scope.covers(parent.agency_id) or parent.agency_id in ancestors
+        ):
+            return False
+    return True
 
 
 def set_domain_kind(

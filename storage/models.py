@@ -78,6 +78,9 @@ class Mailbox(SQLModel, table=True):
     must_change_password: bool = False
     password_changed_at: datetime | None = None
     failed_logins: int = 0
+    # When failed logins locked the account (auth.auto_unlock_minutes counts from here); None
+    # for an admin's or the outbound limit's lock, which only an admin lifts.
+    locked_at: datetime | None = None
     last_login_at: datetime | None = None
     next_uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
@@ -349,6 +352,19 @@ class SenderRule(SQLModel, table=True):
     pattern: str = Field(max_length=320)  # lower-case; "@domain" for a domain
     kind: str = Field(max_length=8)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class LoginIpFailure(SQLModel, table=True):
+    """Failed logins from one client IP in the current window (mailserver.auth_throttle).
+
+    In the database so that every worker process and node counts the same failures, and a
+    restart forgets none. Times are epoch seconds (the throttle's clock).
+    """
+
+    __tablename__ = "login_ip_failure"
+    ip: str = Field(primary_key=True, max_length=64)
+    window_start: float  # the first failure of the window
+    failures: int
 
 
 def mailbox_search_text(display_name: str, address: str) -> str:

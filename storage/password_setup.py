@@ -1,7 +1,9 @@
 """One-time links to set a mailbox's password (bulk provisioning, resets without a password).
 
 The token is shown once (in the link); only its sha256 is stored. It works once, until it
-expires, and only for a mailbox that may log in. Issuing a new link voids the older ones.
+expires, and only for a mailbox that may log in. Issuing a new link voids the older ones, and
+takes the mailbox's password away at once (a reset link is issued when the old password must
+stop working: forgotten, or known to someone else); the link's password is the next one.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def issue_setup_token(
             col(PasswordSetupToken.used_at).is_(None),
         )
     )
+    mailbox.password_hash = ""  # no password verifies against an empty hash
+    session.add(mailbox)
     token = SETUP_TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(
         PasswordSetupToken(
@@ -49,7 +53,7 @@ def issue_setup_token(
         "mailbox.setup_link",
         "mailbox",
         mailbox.address,
-        after={"expires_at": now + ttl},
+        after={"expires_at": now + ttl, "password": "revoked"},
         agency_id=mailbox_agency_id(session, mailbox),
     )
     return token

@@ -2,7 +2,8 @@
 is the credential). This is where IMAP's [EXPIRED] and SMTP's 535 send a user whose password
 must be changed first (an admin's "change at next login", or older than the maximum age).
 
-Wrong passwords count towards the account lockout exactly as IMAP and SMTP logins do.
+Wrong passwords count towards the account lockout exactly as IMAP and SMTP logins do, and
+towards the per-IP throttle they share (mailserver.auth_throttle): a blocked address gets 429.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from admin_api.schemas import Address, AddressOut, Password
 from mailserver.auth import PASSWORD_CHANGE_PATH, check_login
 from storage.accounts import find_mailbox, set_password
 
-router = APIRouter(tags=["password change"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    tags=["password change"],
+    responses={
+        **PROBLEM_RESPONSES,
+        429: {**PROBLEM_RESPONSES[422], "description": "Too many failed logins from this IP"},
+    },
+)
 
 _FORM = """<!doctype html><html lang="vi"><meta charset="utf-8"><title>Đổi mật khẩu</title>
 <form id="f"><p>Địa chỉ thư: <input name="address" type="email" required></p>
@@ -53,10 +60,14 @@ async def password_change_form() -> HTMLResponse:
 async def change_password_route(request: Request, body: PasswordChangeIn) -> AddressOut:
     """Check the current password (expired ones included), apply the policy, set the new one."""
     instance = instance_of(request)
+    ip = request.client.host if request.client is not None else ""
+    if await instance.login_throttle.blocked(ip):
+        raise HTTPException(status_code=429, detail="too many failed logins from your address")
     result = await check_login(
         instance, body.address, body.current_password, "password-change", allow_expired=True
     )
     if not result.ok or result.address is None:
+        await instance.login_throttle.note_failure(ip)
         raise HTTPException(status_code=401, detail="address or current password is wrong")
     if body.new_password == body.current_password:
         raise HTTPException(status_code=422, detail="the new password must differ from the old")

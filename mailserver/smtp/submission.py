@@ -115,11 +115,11 @@ class SubmissionPolicy(MXPolicy):
     async def _verify(self, server: SMTP, login: bytes, password: bytes) -> AuthResult:
         assert server.session is not None
         ip = peer_ip(server.session)
-        if self.throttle.blocked(ip):
+        if await self.throttle.blocked(ip):
             log.warning("event=auth_throttled ip=%s", ip)
             return AuthResult(success=False, handled=False, message=AUTH_THROTTLED)
         if len(login) > MAX_AUTH_FIELD or len(password) > MAX_AUTH_FIELD:
-            self.throttle.note_failure(ip)
+            await self.throttle.note_failure(ip)
             return AuthResult(success=False, handled=False)
         result = await check_login(
             self.instance,
@@ -132,7 +132,7 @@ class SubmissionPolicy(MXPolicy):
             await server.push(f"535 5.7.8 Password must be changed first: {url}")
             return AuthResult(success=False, handled=True)
         if not result.ok or result.mailbox_id is None or result.address is None:
-            self.throttle.note_failure(ip)
+            await self.throttle.note_failure(ip)
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=SubmitUser(result.mailbox_id, result.address))
 

@@ -40,7 +40,7 @@ def _require_privacy(session: Session) -> None:
 async def _authenticate(session: Session, username: str, password: str) -> Done:
     throttle = session.instance.login_throttle
     ip = session.peer_ip()
-    if throttle.blocked(ip):
+    if await throttle.blocked(ip):
         # Shared with SMTP submission: one address cannot spray passwords over either.
         raise CommandFailed("Too many failed logins from your address, try later", "UNAVAILABLE")
     result = await check_login(session.instance, username, password, "imap")
@@ -50,7 +50,7 @@ async def _authenticate(session: Session, username: str, password: str) -> Done:
         raise CommandFailed(f"Password must be changed first: {url}", "EXPIRED")
     if not result.ok or result.mailbox_id is None or result.address is None:
         # check_login already paused; this counts failures on this connection and address.
-        throttle.note_failure(ip)
+        await throttle.note_failure(ip)
         session.auth_failures += 1
         if session.auth_failures >= MAX_AUTH_FAILURES_PER_CONNECTION:
             raise CloseConnection("Too many failed logins")
