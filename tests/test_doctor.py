@@ -171,7 +171,8 @@ def test_a_missing_dkim_key_file_fails(instance: Path) -> None:
 def test_spamd_unreachable_fails(instance: Path) -> None:
     address = f"127.0.0.1:{free_port()}"
     status, results = run_check(
-        instance, GOVMAIL_SPAMD__ENABLED="true", GOVMAIL_SPAMD__ADDRESS=address
+        instance, GOVMAIL_SPAMD__ENABLED="true", GOVMAIL_SPAMD__MANAGED="false",
+        GOVMAIL_SPAMD__ADDRESS=address,
     )
     assert status == 1
     spamd = by_check(results)["spamd"]
@@ -192,7 +193,8 @@ def spamd_address() -> Iterator[str]:
 
 def test_spamd_reachable_is_ok(instance: Path, spamd_address: str) -> None:
     status, results = run_check(
-        instance, GOVMAIL_SPAMD__ENABLED="true", GOVMAIL_SPAMD__ADDRESS=spamd_address
+        instance, GOVMAIL_SPAMD__ENABLED="true", GOVMAIL_SPAMD__MANAGED="false",
+        GOVMAIL_SPAMD__ADDRESS=spamd_address,
     )
     assert status == 0
     assert by_check(results)["spamd"] == {

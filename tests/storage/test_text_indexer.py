@@ -39,7 +39,7 @@ from tests.storage.test_mailbox_semantics import folder_of, make_mailbox
 
 T = TypeVar("T")
 # The heads before migration 0009 (parallel branches off 0001).
-HEADS_BEFORE_0009 = ("0002", "0005", "0007", "0008")
+HEADS_BEFORE_0009 = ("0002", "0005", "0007", "0008", "0012")  # 0012: the model has locked_at
 
 
 def note(n: int, words: str = "van ban") -> bytes:
