@@ -132,6 +132,11 @@ class GovmailSMTP(SMTP):
     # ------------------------------------------------------------ connection limits
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._counted is not None:
+            # aiosmtpd calls this again after the STARTTLS handshake, with the TLS transport
+            # over the same socket: the connection was counted when it was accepted.
+            super().connection_made(transport)
+            return
         count = self._listener.tracker.opened(transport)
         self._counted = transport
         if self._refuse or count > self._listener.max_per_ip:
