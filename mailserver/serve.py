@@ -44,6 +44,7 @@ from storage.text_indexer import TextIndexer, start_text_indexer
 
 log = logging.getLogger("govmail")
 
+
 class _QuietUvicorn(uvicorn.Server):
     """uvicorn without its own signal handling: shutdown is ours."""
 
