@@ -42,6 +42,7 @@ from mailserver.instance import Instance
 from mailserver.smtp.address import ParsedPath
 from mailserver.smtp.esmtp import RcptParams
 from mailserver.smtp.mx import STORE_FAILED, MXPolicy, peer_ip
+from mailserver.smtp.postmaster import ensure_postmaster
 from mailserver.smtp.protocol import AcceptedRecipient, GovmailEnvelope, GovmailSMTP
 from mailserver.smtp.submission_headers import complete_headers, from_addresses
 from storage.accounts import set_state
@@ -270,7 +271,10 @@ class SubmissionPolicy(MXPolicy):
     async def lock_for_outbound_abuse(self, user: SubmitUser) -> None:
         """Lock the account and tell the admins, in one transaction."""
         config = self.config.smtp
-        admins = config.admin_alert_addresses or [f"postmaster@{user.address.rpartition('@')[2]}"]
+        domain = user.address.rpartition("@")[2]
+        admins = config.admin_alert_addresses or [f"postmaster@{domain}"]
+        if not config.admin_alert_addresses:
+            await ensure_postmaster(self.instance, domain)
         now = datetime.now(UTC)
         alert = _alert_message(self.config.server.hostname, user.address, admins, now, config)
         blob, indexed = await self.store.store_blob(alert)

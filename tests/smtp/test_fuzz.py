@@ -42,12 +42,14 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 @pytest.fixture
 async def server(tmp_path: Path, db_url: str) -> AsyncIterator[LiveServer]:
-    # Fuzzing is many sessions from one address; the per-IP limit is tested elsewhere.
+    # Fuzzing is many sessions and wrong passwords from one address; the per-IP limit and the
+    # lockouts are tested elsewhere.
     config = make_config(
         tmp_path / "data",
         db_url,
         smtp={"max_connections_per_ip": 1000},
         imap={"max_connections_per_ip": 1000},
+        auth={"max_failed_logins": 1_000_000, "max_failures_per_ip": 1_000_000},
     )
     live = await start_live_server(config)
     await live.add_domain()
