@@ -304,6 +304,17 @@ class GovmailSMTP(SMTP):
         finally:
             self._in_ehlo = False
 
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self._tls_protocol is not None or self.uses_tls():
+            await self.push("503 5.5.1 TLS already active")  # RFC 3207 4.2
+            return
+        await super().smtp_STARTTLS(arg)
+        if self._tls_protocol is not None and (self.session is None or self.session.ssl is None):
+            # The connection was cut during the handshake without an error (our command
+            # timeout): aiosmtpd returns as if it had succeeded, and the session would wait for
+            # ever on a transport that is gone. A failed handshake, then.
+            raise TLSSetupException() from ConnectionAbortedError("closed during the handshake")
+
     async def smtp_VRFY(self, arg: str | None) -> None:
         """RFC 5321 3.5.3: 252, we never confirm addresses (no harvesting of the directory)."""
         if await self.check_auth_needed("VRFY"):

@@ -8,7 +8,10 @@ sessions a busy peer got ``421 Too many connections`` with no socket open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import smtplib
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -104,3 +107,32 @@ async def test_the_limit_still_refuses_the_21st_simultaneous_connection(
     finally:
         for dialogue in opened:
             await dialogue.close()
+
+
+@pytest.mark.parametrize("hello", [False, True])
+async def test_a_starttls_left_unfinished_until_the_timeout_frees_its_slot(
+    tmp_path: Path, db_url: str, hello: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The command timeout ends a handshake the client never finishes (with or without its
+    ClientHello): aiosmtpd's STARTTLS then returned as if the handshake had succeeded, and the
+    session waited for ever on a transport that was gone, holding its slot."""
+    caplog.set_level(logging.INFO)
+    config = make_config(tmp_path / "d", db_url, smtp={"command_timeout_seconds": 0.3})
+    live = await start_live_server(config)
+    try:
+        dialogue = await Dialogue.open(live.address("smtp_mx"))
+        assert await dialogue.last("STARTTLS") == "220 2.0.0 Ready to start TLS"
+        if hello:
+            outgoing = ssl.MemoryBIO()
+            tls = client_tls().wrap_bio(ssl.MemoryBIO(), outgoing)
+            with contextlib.suppress(ssl.SSLWantReadError):
+                tls.do_handshake()
+            dialogue.writer.write(outgoing.read())
+        await dialogue.reader.read()  # until the server hangs up
+        await dialogue.close()
+        (tracker,) = [t for t in live.running.trackers if t.name == "smtp_mx"]
+        assert await tracker.drain(grace=5.0) == 0  # ended by itself, nothing left to cut
+        assert tracker.per_ip == {}
+        assert "event=starttls_failed listener=smtp_mx peer=127.0.0.1" in caplog.text
+    finally:
+        await live.running.stop(grace=1.0)

@@ -4,6 +4,7 @@ the implicit-TLS listener."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import warnings
@@ -144,3 +145,18 @@ async def test_control_characters_are_never_echoed_into_a_reply(
     assert await dialogue.send(sent) == [f'500 5.5.2 Error: command "{echoed}" not recognized']
     assert await dialogue.last("NOOP") == "250 2.0.0 OK"
     await dialogue.close()
+
+
+async def test_starttls_once_tls_is_active_is_refused(server: LiveServer) -> None:
+    """RFC 3207 4.2: no second TLS layer (aiosmtpd would start one inside the first)."""
+    dialogue = await _starttls_dialogue(server)
+    assert await dialogue.last("STARTTLS") == "503 5.5.1 TLS already active"
+    assert await dialogue.last("NOOP") == "250 2.0.0 OK"
+    await dialogue.close()
+    host, port = server.address("smtp_submissions")
+    reader, writer = await asyncio.open_connection(host, port, ssl=client_tls())
+    implicit = Dialogue(reader, writer)
+    assert (await implicit.reply())[0].startswith("220 ")
+    assert (await implicit.send("EHLO client.example.org"))[-1].startswith("250 ")
+    assert await implicit.last("STARTTLS") == "503 5.5.1 TLS already active"
+    await implicit.close()

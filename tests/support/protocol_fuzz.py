@@ -288,11 +288,15 @@ async def _open_smtp(target: Target, state: str, stats: FuzzStats) -> _SmtpSessi
         setup += [b"MAIL FROM:<someone@example.org>", b"RCPT TO:<%s>" % target.user.encode()]
     if state == "authenticated":
         setup.append(_fill(b"AUTH PLAIN {plain}", target.user, target.password))
-    greeting = await session.reply(stats, b"<connect>")
-    for line in setup:
-        reply = await session.send(line, stats)
-        if reply[-1][:1] != b"2":
-            raise AssertionError(f"setup {line!r} failed: {reply!r} ({greeting!r})")
+    try:
+        greeting = await session.reply(stats, b"<connect>")
+        for line in setup:
+            reply = await session.send(line, stats)
+            if reply[-1][:1] != b"2":
+                raise AssertionError(f"setup {line!r} failed: {reply!r} ({greeting!r})")
+    except BaseException:
+        await session.close()
+        raise
     return session
 
 
@@ -406,18 +410,22 @@ async def _open_imap(target: Target, state: str, stats: FuzzStats) -> _ImapSessi
         reader, writer = await asyncio.open_connection(*target.imaps, ssl=client_tls())
     session = _ImapSession(reader, writer)
     stats.sessions += 1
-    greeting = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
-    if not greeting.startswith(b"* OK"):
-        raise AssertionError(f"IMAP greeting {greeting!r}")
     setup = []
     if state != "not_authenticated":
         setup.append(_fill(b"s1 LOGIN {user} {password}", target.user, target.password))
     if state == "selected":
         setup.append(b"s2 SELECT INBOX")
-    for line in setup:
-        reply = await session.send(line, stats, line)
-        if b" OK" not in reply:
-            raise AssertionError(f"setup {line!r} failed: {reply!r}")
+    try:
+        greeting = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
+        if not greeting.startswith(b"* OK"):
+            raise AssertionError(f"IMAP greeting {greeting!r}")
+        for line in setup:
+            reply = await session.send(line, stats, line)
+            if b" OK" not in reply:
+                raise AssertionError(f"setup {line!r} failed: {reply!r}")
+    except BaseException:
+        await session.close()
+        raise
     return session
 
 
