@@ -120,9 +120,9 @@ class SMTPSection(ConfigSection):
     max_recipients: int = 100
     command_timeout_seconds: float = 300.0
     max_connections_per_ip: int = 20
-    # A compromised account: more than this many messages to outside domains in the window
-    # locks it and alerts the admins.
-    outbound_limit_messages: int = 250
+    # A compromised account: more than this many recipients in outside domains in the window
+    # (a message to 100 of them counts 100) locks it and alerts the admins.
+    outbound_limit_recipients: int = 250
     outbound_limit_window_seconds: float = 600.0
     admin_alert_addresses: list[str] = Field(default_factory=list)
     # Aliases never forward automatically to domains outside these suffixes (or local ones).

@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import ssl
-import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -45,12 +44,6 @@ from storage.inline_blobs import BlobSpiller, start_blob_spiller
 from storage.text_indexer import TextIndexer, start_text_indexer
 
 log = logging.getLogger("govmail")
-
-# aiosmtpd warns on every connection when AUTH does not require its STARTTLS; on the 465
-# listener the whole connection is TLS before aiosmtpd sees it, so the warning is wrong there.
-warnings.filterwarnings(
-    "ignore", message="Requiring AUTH while not requiring TLS", category=UserWarning
-)
 
 
 class _QuietUvicorn(uvicorn.Server):
@@ -207,7 +200,7 @@ async def start_servers(config: GovmailConfig, role: WorkerRole | None = None) -
                 config.smtp.submissions_listen,
                 submission,
                 # Implicit TLS: the connection is encrypted before aiosmtpd sees it.
-                {"auth_required": True, "auth_require_tls": False},
+                {"auth_required": True, "implicit_tls": True},
                 tls,
             ),
         ]

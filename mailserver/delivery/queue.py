@@ -317,10 +317,12 @@ def sweep_done(session: Session, before: datetime) -> int:
 
 
 def count_recent_outbound(session: Session, user: str, since: datetime) -> int:
-    """Messages ``user`` submitted to outside domains since ``since``."""
+    """Recipients in outside domains of the messages ``user`` submitted since ``since`` (a
+    message to 100 outside addresses counts 100)."""
     total = session.exec(
         select(func.count())
-        .select_from(QueueEntry)
+        .select_from(QueueRecipient)
+        .join(QueueEntry, col(QueueEntry.id) == col(QueueRecipient.entry_id))
         .where(QueueEntry.authenticated_user == user)
         .where(QueueEntry.source == "submission")
         .where(col(QueueEntry.created_at) >= since)

@@ -24,6 +24,7 @@ from mailserver.delivery.success_dsn import forwarded_recipient, success_request
 from mailserver.instance import Instance
 from mailserver.smtp.address import ParsedPath, normalise_domain
 from mailserver.smtp.esmtp import RcptParams
+from mailserver.smtp.postmaster import ensure_postmaster, is_postmaster
 from mailserver.smtp.protocol import AcceptedRecipient, GovmailEnvelope, GovmailSMTP
 from mailserver.smtp.trace import protocol_name, received_header
 from storage.mailbox_ops import INBOX
@@ -121,6 +122,15 @@ class MXPolicy:
             return "250 2.1.5 OK", _accepted(path, address, params, result)
 
         reply, accepted = await self.store.read(decide)
+        if reply == REFUSAL_REPLIES[Refusal.UNKNOWN] and is_postmaster(path.local_part):
+            # RFC 5321 4.5.1: postmaster of every local domain exists (made on first use).
+            if path.domain:
+                domain: str | None = normalise_domain(path.domain)  # local: it was resolved
+            else:
+                domain = await self.store.read(_postmaster_domain)
+            if domain is not None:
+                await ensure_postmaster(self.instance, domain)
+                reply, accepted = await self.store.read(decide)
         # Accepted recipients are logged once, with the message (event=accepted/submitted).
         if accepted is None:
             log.info("event=rcpt queue_id=%s rcpt=%s reply=%r", envelope.queue_id, path, reply[:9])

@@ -11,12 +11,14 @@ own replies lack one) and DSN. Decisions stay with the policy object (MX or subm
 from __future__ import annotations
 
 import asyncio
+import binascii
 import collections
 import logging
+from base64 import b64decode, b64encode
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException, _Missing
 
 from mailserver.connections import ConnectionTracker
 from mailserver.smtp.address import (
@@ -47,6 +49,13 @@ MAIL_LINE_LIMIT = 512 + 26 + 10 + 100 + 32
 RCPT_LINE_LIMIT = 512 + 500 + 32
 
 
+LINE_TOO_LONG = "500 5.5.2 Line too long"
+NOT_UTF8 = "501 5.5.2 Syntax error: not UTF-8"
+CANNOT_VRFY = "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"
+
+# C0 controls and DEL, as "?" in replies.
+_CONTROL_CHARACTERS = {code: "?" for code in [*range(0x20), 0x7F]}
+
 # Replies held for one write at most (a client pipelining for ever is not buffered for ever).
 MAX_HELD_REPLY_BYTES = 4096
 
@@ -71,6 +80,19 @@ class GovmailEnvelope(Envelope):
         self.sender_path: ParsedPath | None = None
         self.sender_params = MailParams()
         self.accepted: list[AcceptedRecipient] = []
+
+
+class GovmailSession(Session):
+    """aiosmtpd's session without the deprecated ``login_data``, whose setter logs a warning at
+    every successful AUTH (our policies keep what AUTH established in ``auth_data``)."""
+
+    @property
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
 
 
 class SMTPPolicy(Protocol):
@@ -111,9 +133,19 @@ class GovmailSMTP(SMTP):
     """An SMTP session of one of our listeners; counted and limited per client IP."""
 
     def __init__(
-        self, policy: SMTPPolicy, listener: Listener, refuse: bool = False, **kw: Any
+        self,
+        policy: SMTPPolicy,
+        listener: Listener,
+        refuse: bool = False,
+        implicit_tls: bool = False,
+        **kw: Any,
     ) -> None:
         super().__init__(policy, **kw)
+        if implicit_tls:
+            # The whole connection is TLS before this session sees it (465): AUTH needs no
+            # STARTTLS. Set after aiosmtpd's constructor, which would otherwise warn at every
+            # connection that AUTH is allowed without TLS.
+            self._auth_require_tls = False
         self.policy = policy
         self._listener = listener
         # ``refuse``: the supervisor already counted too many connections from this address.
@@ -132,6 +164,11 @@ class GovmailSMTP(SMTP):
     # ------------------------------------------------------------ connection limits
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._counted is not None:
+            # aiosmtpd calls this again after the STARTTLS handshake, with the TLS transport
+            # over the same socket: the connection was counted when it was accepted.
+            super().connection_made(transport)
+            return
         count = self._listener.tracker.opened(transport)
         self._counted = transport
         if self._refuse or count > self._listener.max_per_ip:
@@ -151,6 +188,26 @@ class GovmailSMTP(SMTP):
 
     def _create_envelope(self) -> GovmailEnvelope:
         return GovmailEnvelope()
+
+    def _create_session(self) -> GovmailSession:
+        return GovmailSession(self.loop)
+
+    def peer_ip(self) -> str:
+        peer = self.session.peer if self.session is not None else None
+        return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):
+            # A client that cannot (or will not) finish the handshake: one line, no traceback.
+            # aiosmtpd closes the connection without a reply.
+            log.info(
+                "event=starttls_failed listener=%s peer=%s reason=%s",
+                self._listener.tracker.name,
+                self.peer_ip(),
+                _handshake_failure(error.__cause__),
+            )
+            return "454 4.7.0 TLS handshake failed"
+        return await super().handle_exception(error)
 
     # Methods, not properties: aiosmtpd's inspect.getmembers() would evaluate properties.
     def transaction(self) -> GovmailEnvelope:
@@ -186,7 +243,10 @@ class GovmailSMTP(SMTP):
         if isinstance(status, str) and not self._in_ehlo and session and session.extended_smtp:
             status = with_enhanced_code(status)
         if isinstance(status, str):
-            line = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+            # aiosmtpd echoes parts of the command: a bare CR or a NUL in it would break the
+            # reply's framing, and bytes that were not UTF-8 (surrogates) are not sent back.
+            status = status.translate(_CONTROL_CHARACTERS)
+            line = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace")
         else:  # AUTH's challenges come as bytes
             line = status
         self._held.append(line + b"\r\n")
@@ -199,6 +259,11 @@ class GovmailSMTP(SMTP):
         self._held.clear()
         self._held_bytes = 0
         self._writer.write(data)
+        if line.startswith(b"421"):
+            # RFC 5321 3.8: 421 says the service closes the channel; so it does, whatever the
+            # reason (an internal error, a command sent too often).
+            self._writer.close()
+            return
         await self._writer.drain()
 
     def _next_command_buffered(self) -> bool:
@@ -238,6 +303,71 @@ class GovmailSMTP(SMTP):
             await super().smtp_HELO(hostname)
         finally:
             self._in_ehlo = False
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self._tls_protocol is not None or self.uses_tls():
+            await self.push("503 5.5.1 TLS already active")  # RFC 3207 4.2
+            return
+        await super().smtp_STARTTLS(arg)
+        if self._tls_protocol is not None and (self.session is None or self.session.ssl is None):
+            # The connection was cut during the handshake without an error (our command
+            # timeout): aiosmtpd returns as if it had succeeded, and the session would wait for
+            # ever on a transport that is gone. A failed handshake, then.
+            raise TLSSetupException() from ConnectionAbortedError("closed during the handshake")
+
+    async def smtp_VRFY(self, arg: str | None) -> None:
+        """RFC 5321 3.5.3: 252, we never confirm addresses (no harvesting of the directory)."""
+        if await self.check_auth_needed("VRFY"):
+            return
+        if not arg:
+            await self.push("501 5.5.4 Syntax: VRFY <address>")
+        elif not _is_utf8(arg):
+            await self.push(NOT_UTF8)
+        else:
+            await self.push(CANNOT_VRFY)
+
+    async def challenge_auth(
+        self,
+        challenge: str | bytes,
+        encode_to_b64: bool = True,
+        log_client_response: bool = False,
+    ) -> _Missing | bytes:
+        """aiosmtpd's AUTH challenge (RFC 4954 4), with an answer longer than a line refused
+        with 500 (aiosmtpd's ``readline`` raised, and the session answered 421)."""
+        raw = challenge.encode() if isinstance(challenge, str) else challenge
+        await self.push(b"334 " + (b64encode(raw) if encode_to_b64 else raw))
+        line = await self._read_line()
+        if line is None:
+            await self.push(LINE_TOO_LONG)
+            return MISSING
+        answer = line.strip()
+        if answer == b"*":  # RFC 4954 4: the client cancels
+            await self.push("501 5.7.0 Auth aborted")
+            return MISSING
+        try:
+            return b64decode(answer, validate=True)
+        except binascii.Error:
+            await self.push("501 5.5.2 Can't decode base64")
+            return MISSING
+
+    async def _read_line(self) -> bytes | None:
+        """One line from the client; None when it was longer than the line limit (then read
+        to its end and dropped, as the command loop does)."""
+        try:
+            return await self._reader.readuntil()
+        except asyncio.IncompleteReadError as error:
+            return error.partial  # the client hung up: what came, as ``readline`` gives
+        except asyncio.LimitOverrunError as error:
+            consumed = error.consumed
+        while True:
+            try:
+                await self._reader.readexactly(consumed)
+                await self._reader.readuntil()
+                return None
+            except asyncio.LimitOverrunError as more:
+                consumed = more.consumed
+            except asyncio.IncompleteReadError:
+                return None
 
     async def smtp_AUTH(self, arg: str) -> None:
         if not self._auth_methods:
@@ -354,3 +484,22 @@ class GovmailSMTP(SMTP):
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
+
+
+def _is_utf8(text: str) -> bool:
+    """Command arguments are decoded with ``surrogateescape``: surrogates are bytes that were
+    not UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _handshake_failure(cause: BaseException | None) -> str:
+    """``SSLError/WRONG_VERSION_NUMBER``, ``ConnectionResetError``: why a handshake failed."""
+    if cause is None:
+        return "unknown"
+    reason = getattr(cause, "reason", None)
+    name = type(cause).__name__
+    return f"{name}/{reason}" if reason else name

@@ -10,8 +10,9 @@
 - Recipients of local domains resolve as on MX (with the user as the authenticated sender, for
   group policies); others are queued for delivery.
 - Date and Message-ID are added when missing; a Received header always.
-- More than ``smtp.outbound_limit_messages`` messages to outside domains within the window locks
-  the account (provincial rule for compromised accounts) and alerts the admins.
+- More than ``smtp.outbound_limit_recipients`` recipients in outside domains within the window
+  (a message to 100 of them counts 100) locks the account (provincial rule for compromised
+  accounts) and alerts the admins.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from mailserver.instance import Instance
 from mailserver.smtp.address import ParsedPath
 from mailserver.smtp.esmtp import RcptParams
 from mailserver.smtp.mx import STORE_FAILED, MXPolicy, peer_ip
+from mailserver.smtp.postmaster import ensure_postmaster
 from mailserver.smtp.protocol import AcceptedRecipient, GovmailEnvelope, GovmailSMTP
 from mailserver.smtp.submission_headers import complete_headers, from_addresses
 from storage.accounts import find_domain, set_state
@@ -59,7 +61,7 @@ SENDER_NOT_OWNED = "553 5.7.1 Sender address not owned by the authenticated user
 FROM_NOT_OWNED = "550 5.7.1 From address not owned by the authenticated user"
 ACCOUNT_NOT_ACTIVE = "550 5.7.1 Account locked or disabled"
 OUTBOUND_LIMIT = (
-    "550 5.7.1 Too many messages to outside domains: account locked, contact the admins"
+    "550 5.7.1 Too many recipients in outside domains: account locked, contact the admins"
 )
 AUTH_THROTTLED = "454 4.7.0 Too many failed logins from your address, try again later"
 # Fields besides From that name who sent the message (RFC 5322 3.6.2, 3.6.6).
@@ -269,7 +271,7 @@ class SubmissionPolicy(MXPolicy):
         user = user_of(session)
         if user is None or not delivery.remote:
             return await super().commit(session, envelope, message, delivery)
-        limit = self.config.smtp.outbound_limit_messages
+        limit = self.config.smtp.outbound_limit_recipients
         since = datetime.now(UTC) - timedelta(
             seconds=self.config.smtp.outbound_limit_window_seconds
         )
@@ -303,7 +305,10 @@ class SubmissionPolicy(MXPolicy):
     async def lock_for_outbound_abuse(self, user: SubmitUser) -> None:
         """Lock the account and tell the admins, in one transaction."""
         config = self.config.smtp
-        admins = config.admin_alert_addresses or [f"postmaster@{user.address.rpartition('@')[2]}"]
+        domain = user.address.rpartition("@")[2]
+        admins = config.admin_alert_addresses or [f"postmaster@{domain}"]
+        if not config.admin_alert_addresses:
+            await ensure_postmaster(self.instance, domain)
         now = datetime.now(UTC)
         alert = _alert_message(self.config.server.hostname, user.address, admins, now, config)
         blob, indexed = await self.store.store_blob(alert)
@@ -341,10 +346,10 @@ def _alert_message(
         "Content-Type: text/plain; charset=utf-8",
         "Content-Transfer-Encoding: 8bit",
         "",
-        f"Tài khoản {address} đã bị khóa: gửi hơn {config.outbound_limit_messages} thư"
-        f" ra ngoài trong {window} phút (có thể bị chiếm quyền).",
-        f"The account {address} was locked: more than {config.outbound_limit_messages}"
-        f" messages to outside domains within {window} minutes (possibly compromised).",
+        f"Tài khoản {address} đã bị khóa: gửi thư tới hơn {config.outbound_limit_recipients}"
+        f" người nhận bên ngoài trong {window} phút (có thể bị chiếm quyền).",
+        f"The account {address} was locked: more than {config.outbound_limit_recipients}"
+        f" recipients in outside domains within {window} minutes (possibly compromised).",
         "",
     ]
     return "\r\n".join(lines).encode()

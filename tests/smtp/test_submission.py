@@ -293,11 +293,31 @@ async def test_password_spraying_from_one_address_is_throttled(tmp_path: Path, d
         await live.running.stop(grace=1.0)
 
 
+async def test_outbound_limit_counts_recipients_not_messages(tmp_path: Path, db_url: str) -> None:
+    config = make_config(
+        tmp_path / "d", db_url, smtp={"outbound_limit_recipients": 5}, routing=NOWHERE
+    )
+    live = await start_live_server(config)
+    try:
+        await live.add_domain()
+        await live.add_mailbox(USER)
+        outside = [f"r{n}@example.org" for n in range(5)]
+        # Five outside recipients in one message: at the limit, not over it.
+        await submit_465(live, USER, outside, message(USER, ", ".join(outside)))
+        assert await mailbox_state(live, USER) == "active"
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await submit_465(live, USER, ["r9@example.org"], message(USER, "r9@example.org"))
+        assert refused.value.code == 550
+        assert await mailbox_state(live, USER) == "locked"
+    finally:
+        await live.running.stop(grace=1.0)
+
+
 async def test_outbound_limit_locks_the_account_and_alerts(tmp_path: Path, db_url: str) -> None:
     config = make_config(
         tmp_path / "d",
         db_url,
-        smtp={"outbound_limit_messages": 2},
+        smtp={"outbound_limit_recipients": 2},
         routing=NOWHERE,
     )
     live = await start_live_server(config)
@@ -313,7 +333,7 @@ async def test_outbound_limit_locks_the_account_and_alerts(tmp_path: Path, db_ur
             await submit_465(live, USER, ["r9@example.org"], message(USER, "r9@example.org"))
         assert (refused.value.code, refused.value.message) == (
             550,
-            "5.7.1 Too many messages to outside domains: account locked, contact the admins",
+            "5.7.1 Too many recipients in outside domains: account locked, contact the admins",
         )
         assert await mailbox_state(live, USER) == "locked"
         alerts = await folder_messages(live, f"postmaster@{DOMAIN}")
