@@ -17,7 +17,7 @@ from storage.accounts import find_domain
 from storage.models import DkimKey
 from tests.filters.conftest import corpus_file
 from tests.smtp.helpers import Dialogue, client_tls, folder_messages
-from tests.support.harness import TEST_PASSWORD, LiveServer, start_live_server
+from tests.support.harness import TEST_PASSWORD, LiveServer, serving
 from tests.support.harness import test_config as make_config
 
 DOMAIN = "sotest.gov.vn"
@@ -40,14 +40,8 @@ async def server(tmp_path: Path, db_url: str, spamd_address: str) -> AsyncIterat
         spamd={"enabled": True, "address": spamd_address, "reject_score": 15.0},
         dns={"static_file": str(dns_file)},
     )
-    live = await start_live_server(config)
-    await live.add_domain()
-    await live.add_mailbox(USER)
-    await live.add_mailbox(OTHER)
-    try:
+    async with serving(config, USER, OTHER) as live:
         yield live
-    finally:
-        await live.running.stop(grace=1.0)
 
 
 async def mx_send(server: LiveServer, mail_from: str, rcpt: str, raw: bytes) -> str:

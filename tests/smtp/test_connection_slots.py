@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.smtp.helpers import DOMAIN, Dialogue, blocking, client_tls, message
-from tests.support.harness import TEST_PASSWORD, LiveServer, start_live_server
+from tests.support.harness import TEST_PASSWORD, LiveServer, serving, start_live_server
 from tests.support.harness import test_config as make_config
 
 USER = f"an@{DOMAIN}"
@@ -36,13 +36,8 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 @pytest.fixture
 async def server(tmp_path: Path, db_url: str) -> AsyncIterator[LiveServer]:
-    live = await start_live_server(make_config(tmp_path / "data", db_url, routing=NOWHERE))
-    await live.add_domain()
-    await live.add_mailbox(USER)
-    try:
+    async with serving(make_config(tmp_path / "data", db_url, routing=NOWHERE), USER) as live:
         yield live
-    finally:
-        await live.running.stop(grace=1.0)
 
 
 def _starttls_sessions(address: tuple[str, int], count: int, login: bool) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.smtp.helpers import DOMAIN, Arrivals, blocking, client_tls, message
-from tests.support.harness import TEST_PASSWORD, LiveServer, start_live_server
+from tests.support.harness import TEST_PASSWORD, LiveServer, serving
 from tests.support.harness import test_config as make_config
 from tests.support.protocol_fuzz import (
     IMAP_STATES,
@@ -51,13 +51,8 @@ async def server(tmp_path: Path, db_url: str) -> AsyncIterator[LiveServer]:
         imap={"max_connections_per_ip": 1000},
         auth={"max_failed_logins": 1_000_000, "max_failures_per_ip": 1_000_000},
     )
-    live = await start_live_server(config)
-    await live.add_domain()
-    await live.add_mailbox(USER)
-    try:
+    async with serving(config, USER) as live:
         yield live
-    finally:
-        await live.running.stop(grace=1.0)
 
 
 def _target(server: LiveServer) -> Target:

@@ -16,7 +16,7 @@ import pytest
 
 from mailserver.smtp.mx import MXPolicy
 from tests.smtp.helpers import DOMAIN, Dialogue, client_tls
-from tests.support.harness import TEST_PASSWORD, LiveServer, start_live_server
+from tests.support.harness import TEST_PASSWORD, LiveServer, serving
 from tests.support.harness import test_config as make_config
 
 USER = f"an@{DOMAIN}"
@@ -27,13 +27,8 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 @pytest.fixture
 async def server(tmp_path: Path, db_url: str) -> AsyncIterator[LiveServer]:
-    live = await start_live_server(make_config(tmp_path / "data", db_url))
-    await live.add_domain()
-    await live.add_mailbox(USER)
-    try:
+    async with serving(make_config(tmp_path / "data", db_url), USER) as live:
         yield live
-    finally:
-        await live.running.stop(grace=1.0)
 
 
 async def _starttls_dialogue(server: LiveServer) -> Dialogue:

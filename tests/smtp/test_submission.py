@@ -25,7 +25,7 @@ from tests.smtp.helpers import (
     sendmail,
     submit_tls,
 )
-from tests.support.harness import TEST_PASSWORD, LiveServer, start_live_server
+from tests.support.harness import TEST_PASSWORD, LiveServer, serving, start_live_server
 from tests.support.harness import test_config as make_config
 
 USER = f"an@{DOMAIN}"
@@ -56,14 +56,10 @@ async def submit_465(server: LiveServer, sender: str, rcpts: list[str], raw: byt
 
 @pytest.fixture
 async def server(tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
-    live = await start_live_server(make_config(tmp_path / "data", db_url, routing=NOWHERE))
-    await live.add_domain()
-    await live.add_mailbox(USER)
-    await live.add_mailbox(OTHER)
-    try:
+    async with serving(
+        make_config(tmp_path / "data", db_url, routing=NOWHERE), USER, OTHER
+    ) as live:
         yield live
-    finally:
-        await live.running.stop(grace=1.0)
 
 
 async def test_587_requires_starttls_before_auth_and_mail(server: LiveServer) -> None:

@@ -26,7 +26,7 @@ from tests.smtp.helpers import (
     text_payload,
 )
 from tests.smtp.scripted_peer import ScriptedPeer
-from tests.support.harness import TEST_PASSWORD, LiveServer, start_live_server
+from tests.support.harness import TEST_PASSWORD, LiveServer, serving
 from tests.support.harness import test_config as make_config
 
 AN, BINH = f"an@{DOMAIN}", f"binh@{DOMAIN}"
@@ -49,14 +49,8 @@ async def server(tmp_path: Path, db_url: str, peer: ScriptedPeer) -> AsyncIterat
     config = make_config(
         tmp_path / "data", db_url, routing={"routes": [route]}, queue={"workers": 1}
     )
-    live = await start_live_server(config)
-    await live.add_domain()
-    await live.add_mailbox(AN)
-    await live.add_mailbox(BINH)
-    try:
+    async with serving(config, AN, BINH) as live:
         yield live
-    finally:
-        await live.running.stop(grace=1.0)
 
 
 async def submit(

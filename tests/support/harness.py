@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,3 +83,16 @@ class LiveServer:
 
 async def start_live_server(config: GovmailConfig) -> LiveServer:
     return LiveServer(await start_servers(config), config)
+
+
+@asynccontextmanager
+async def serving(config: GovmailConfig, *addresses: str) -> AsyncIterator[LiveServer]:
+    """A live server with the test domain and these mailboxes, stopped afterwards."""
+    live = await start_live_server(config)
+    try:
+        await live.add_domain()
+        for address in addresses:
+            await live.add_mailbox(address)
+        yield live
+    finally:
+        await live.running.stop(grace=1.0)
