@@ -144,14 +144,15 @@ class FetchRenderer:
         raw: bytes | None,
     ) -> bytes:
         kind = attribute.kind
+        if kind is p.FetchKind.RFC822:  # the whole message: no summary is loaded for it
+            assert raw is not None
+            return r.literal(raw)
         assert summary is not None
         if kind is p.FetchKind.ENVELOPE:
             return render_envelope(summary, utf8=self.utf8)
         if kind in (p.FetchKind.BODY, p.FetchKind.BODYSTRUCTURE):
             return render_bodystructure(summary, kind is p.FetchKind.BODYSTRUCTURE, utf8=self.utf8)
         assert raw is not None
-        if kind is p.FetchKind.RFC822:
-            return r.literal(raw)
         if kind is p.FetchKind.RFC822_HEADER:
             return r.literal(section_bytes(raw, summary, (), "HEADER", None, False))
         if kind is p.FetchKind.RFC822_TEXT:
