@@ -185,7 +185,7 @@ class Message(SQLModel, table=True):
     from_addr: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     to_addr: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     cc_addr: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    sent_date: datetime | None = None
+    sent_date: datetime | None = None  # Date header's wall clock, its zone dropped (SENTON)
     message_id: str = Field(default="", max_length=998)
 
 

@@ -119,9 +119,15 @@ class SelectedFolder:
             elif isinstance(change, MessagesExpunged):
                 if not allow_expunge:
                     break
-                announce_exists()
+                if self._touches_unannounced(change.uids, announced_exists):
+                    # The client must know a message before it may be told it is gone.
+                    announce_exists()
+                before = self.exists
                 lines.extend(self._expunge(change.uids, vanished))
-                announced_exists = self.exists
+                # Expunged messages were all announced: the client's count drops with ours,
+                # and messages added after them are announced after the EXPUNGEs (a MOVE
+                # into the selected folder: RFC 6851 4.3's EXPUNGE, then EXISTS).
+                announced_exists -= before - self.exists
             elif isinstance(change, FolderChanged) and change.kind == "deleted":
                 # A rename keeps the folder's id, UIDs and UIDVALIDITY: the view stays valid.
                 raise SelectedFolderGone(change.kind)
@@ -130,6 +136,10 @@ class SelectedFolder:
         del self.pending[:processed]
         announce_exists()
         return lines
+
+    def _touches_unannounced(self, uids: Iterable[int], announced: int) -> bool:
+        """Whether any of ``uids`` sits past the first ``announced`` messages of the view."""
+        return any((seq or 0) > announced for seq in self.seqs_of(sorted(uids)))
 
     def _add(self, uid: int) -> None:
         if not self.uids or uid > self.uids[-1]:
