@@ -10,6 +10,10 @@ nor while responding to a FETCH, STORE, or SEARCH command" (the UID forms are ex
 section 6.4.8), because sequence numbers would shift under the client. When expunges may not
 be sent, processing stops at the first one, so what follows it waits too and the order (and so
 the numbering the client sees) stays exact.
+
+A keyword that comes into use while the folder is selected (by this session's STORE or APPEND,
+or by another session) is announced with new FLAGS and PERMANENTFLAGS responses before the
+first FETCH or EXISTS that carries it (RFC 3501 7.2.6: FLAGS lists the flags in use).
 """
 
 from __future__ import annotations
@@ -18,9 +22,33 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mailserver.imap.response import flag_list, number, paren_list, sequence_set, untagged
+from mailserver.imap.response import (
+    ResponseCode,
+    flag_list,
+    number,
+    paren_list,
+    sequence_set,
+    untagged,
+    untagged_ok,
+)
 from storage.changes import Change, FlagsChanged, FolderChanged, MessageAdded, MessagesExpunged
 from storage.message_queries import FolderInfo
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+def flags_responses(keywords: Iterable[str], read_only: bool) -> list[bytes]:
+    """FLAGS and OK [PERMANENTFLAGS] for a folder whose messages use ``keywords``."""
+    in_use = [*SYSTEM_FLAGS, *sorted(keywords)]
+    permanent = [] if read_only else [*in_use, "\\*"]
+    return [
+        untagged(b"FLAGS", flag_list(in_use)),
+        untagged_ok("Flags permitted", ResponseCode("PERMANENTFLAGS", (flag_list(permanent),))),
+    ]
+
+
+def keywords_of(flags: Iterable[str]) -> set[str]:
+    return {flag for flag in flags if not flag.startswith("\\")}
 
 
 class SelectedFolderGone(Exception):
@@ -35,6 +63,7 @@ class SelectedFolder:
     read_only: bool
     uids: list[int]
     highestmodseq: int
+    keywords: set[str] = field(default_factory=set)  # announced in FLAGS
     pending: list[Change] = field(default_factory=list)
 
     @property
@@ -81,6 +110,14 @@ class SelectedFolder:
         self.pending.append(change)
         return True
 
+    def announce_keywords(self, flags: Iterable[str]) -> list[bytes]:
+        """FLAGS/PERMANENTFLAGS lines if ``flags`` hold a keyword not yet announced, else []."""
+        new = keywords_of(flags) - self.keywords
+        if not new:
+            return []
+        self.keywords |= new
+        return flags_responses(self.keywords, self.read_only)
+
     def forget_flag_changes(self, reported: Iterable[tuple[int, int]]) -> None:
         """Drop pending flag changes the current command already reported as (uid, modseq)."""
         done = set(reported)
@@ -110,11 +147,13 @@ class SelectedFolder:
 
         for change in self.pending:
             if isinstance(change, MessageAdded):
+                lines.extend(self.announce_keywords(change.flags))
                 self._add(change.uid)
             elif isinstance(change, FlagsChanged):
                 seq = self.seq_of(change.uid)
                 if seq is not None:
                     announce_exists()
+                    lines.extend(self.announce_keywords(change.flags))
                     lines.append(self._flags_line(seq, change, with_modseq))
             elif isinstance(change, MessagesExpunged):
                 if not allow_expunge:

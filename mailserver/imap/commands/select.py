@@ -14,7 +14,7 @@ from mailserver.imap import protocol as p
 from mailserver.imap import response as r
 from mailserver.imap.commands.base import Done
 from mailserver.imap.errors import BadCommand, CommandFailed
-from mailserver.imap.selected import SelectedFolder
+from mailserver.imap.selected import SelectedFolder, flags_responses
 from storage.mailbox_ops import expunge
 from storage.message_queries import (
     FolderSnapshot,
@@ -27,9 +27,6 @@ from storage.message_queries import (
 
 if TYPE_CHECKING:
     from mailserver.imap.session import Session
-
-_FLAG_ORDER = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-
 
 async def _unselect(session: Session, *, expunge_deleted: bool) -> None:
     selected = session.selected
@@ -70,17 +67,17 @@ async def select(session: Session, command: p.Select) -> Done:
         session.finish_select(None)
         raise CommandFailed(f"No mailbox named {command.mailbox}", "NONEXISTENT")
     folder = snapshot.folder
-    selected = SelectedFolder(folder, command.read_only, list(snapshot.uids), folder.highestmodseq)
+    selected = SelectedFolder(
+        folder,
+        command.read_only,
+        list(snapshot.uids),
+        folder.highestmodseq,
+        keywords=set(snapshot.keywords),
+    )
     session.finish_select(selected)
 
-    keywords = sorted(snapshot.keywords)
-    session.send(r.untagged(b"FLAGS", r.flag_list([*_FLAG_ORDER, *keywords])))
-    permanent = [] if command.read_only else [*_FLAG_ORDER, *keywords, "\\*"]
-    session.send(
-        r.untagged_ok(
-            "Flags permitted", r.ResponseCode("PERMANENTFLAGS", (r.flag_list(permanent),))
-        )
-    )
+    for line in flags_responses(selected.keywords, command.read_only):
+        session.send(line)
     session.send(r.untagged(r.number(selected.exists), b"EXISTS"))
     if not session.rev2:
         # RFC 9051 removed \Recent and the UNSEEN response code; IMAP4rev1 wants both.

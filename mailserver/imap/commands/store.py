@@ -41,6 +41,9 @@ async def store(session: Session, command: p.Store) -> Done:
         )
     )
     selected.forget_flag_changes((uid, modseq) for uid, modseq, _ in result.updated)
+    for _, _, flags_now in result.updated:
+        for line in selected.announce_keywords(flags_now):
+            session.send(line)
     changed = {uid for uid, _, _ in result.updated}
     if not command.silent or (session.condstore and changed):
         # The flags as this store left them (read in its own transaction).

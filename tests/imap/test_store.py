@@ -1,0 +1,60 @@
+"""STORE over a real connection: new keywords are announced in FLAGS (RFC 3501 7.2.6).
+
+Cases follow Dovecot's imaptest, which checks that every keyword a FETCH shows was announced
+in an untagged FLAGS first (copy, select, search-flags, nil groups).
+"""
+
+from __future__ import annotations
+
+from tests.imap.helpers import USER, RawClient, deliver
+from tests.support.harness import LiveServer
+
+MESSAGE = f"From: a@sotest.gov.vn\r\nTo: {USER}\r\nSubject: k\r\n\r\nx\r\n".encode()
+FLAGS_WITH_HELLO = b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $hello)"
+PERMANENT_WITH_HELLO = (
+    b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $hello \\*)]"
+    b" Flags permitted"
+)
+
+
+async def _selected(server: LiveServer) -> RawClient:
+    client = await RawClient.connect(server)
+    await client.login()
+    _, status = await client.command("SELECT INBOX")
+    assert status.startswith(b"OK"), status
+    return client
+
+
+async def test_a_new_keyword_is_announced_to_both_sessions(protocol_server: LiveServer) -> None:
+    await protocol_server.add_mailbox(USER)
+    await deliver(protocol_server, MESSAGE)
+    storing = await _selected(protocol_server)
+    watching = await _selected(protocol_server)
+
+    untagged, status = await storing.command("STORE 1 +FLAGS ($hello)")
+    assert status == b"OK STORE completed"
+    assert untagged == [FLAGS_WITH_HELLO, PERMANENT_WITH_HELLO, b"* 1 FETCH (FLAGS ($hello))"]
+
+    untagged, _ = await watching.command("NOOP")
+    assert untagged == [
+        FLAGS_WITH_HELLO,
+        PERMANENT_WITH_HELLO,
+        b"* 1 FETCH (FLAGS ($hello) UID 1)",
+    ]
+    # Announced once: the same keyword again needs no new FLAGS.
+    untagged, _ = await storing.command("STORE 1 +FLAGS (\\Seen)")
+    assert untagged == [b"* 1 FETCH (FLAGS ($hello \\Seen))"]
+    await storing.close()
+    await watching.close()
+
+
+async def test_append_with_a_new_keyword_announces_it_before_exists(
+    protocol_server: LiveServer,
+) -> None:
+    await protocol_server.add_mailbox(USER)
+    client = await _selected(protocol_server)
+    await client.send(b"ap APPEND INBOX ($hello) {%d+}\r\n" % len(MESSAGE) + MESSAGE + b"\r\n")
+    untagged, status = await client.until(b"ap")
+    assert status.startswith(b"OK [APPENDUID ")
+    assert untagged == [FLAGS_WITH_HELLO, PERMANENT_WITH_HELLO, b"* 1 EXISTS"]
+    await client.close()
