@@ -165,6 +165,16 @@ class Session:
             self.instance.config.imap.allow_plaintext_auth, self.peer_ip()
         )
 
+    def enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command was seen (RFC 7162 3.1). Turned on while a folder is
+        selected, it announces the folder's HIGHESTMODSEQ first (RFC 7162 3.1.2.1)."""
+        if self.condstore:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.selected is not None:
+            code = r.ResponseCode("HIGHESTMODSEQ", (self.selected.highestmodseq,))
+            self.send(r.untagged_ok("Highest", code))
+
     def require_account(self) -> Account:
         if self.account is None:
             raise BadCommand("Not authenticated")

@@ -206,7 +206,7 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
         raise BadCommand("VANISHED needs CHANGEDSINCE")
     kinds = {a.kind for a in command.attributes}
     if command.changed_since is not None or p.FetchKind.MODSEQ in kinds:
-        session.enabled.add("CONDSTORE")
+        session.enable_condstore()
     attributes = _with_implied(command, session.condstore)
     uids = resolve_uids(selected, command.sequence_set, command.uid, session.saved_search)
     folder_id = selected.folder_id

@@ -31,7 +31,7 @@ async def store(session: Session, command: p.Store) -> Done:
     if selected.read_only:
         raise CommandFailed("Mailbox is read-only", "READ-ONLY")
     if command.unchanged_since is not None:
-        session.enabled.add("CONDSTORE")
+        session.enable_condstore()
     uids = resolve_uids(selected, command.sequence_set, command.uid, session.saved_search)
     folder_id = selected.folder_id
     flags = [f for f in command.flags if f != "\\Recent"]
