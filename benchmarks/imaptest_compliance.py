@@ -176,8 +176,10 @@ def main() -> None:
                 stress.append(
                     f"| {name} | {args.stress_secs} s | {args.stress_clients} | {errors} |"
                 )
-    print("| server | groups | passed | failed | skipped | base cmds failed | ext cmds failed "
-          "| failing groups |")
+    print(
+        "| server | groups | passed | failed | skipped | base cmds failed | ext cmds failed "
+        "| failing groups |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     print("\n".join(rows))
     if stress:

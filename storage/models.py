@@ -159,6 +159,10 @@ class Folder(SQLModel, table=True):
     uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
     uidnext: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))
     highestmodseq: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))
+    # The first UID no IMAP4rev1 session has seen yet (\Recent, storage.recent).
+    first_recent_uid: int = Field(
+        default=1, sa_column=Column(BigInteger, nullable=False, default=1, server_default="1")
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 

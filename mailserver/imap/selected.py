@@ -14,6 +14,9 @@ the numbering the client sees) stays exact.
 A keyword that comes into use while the folder is selected (by this session's STORE or APPEND,
 or by another session) is announced with new FLAGS and PERMANENTFLAGS responses before the
 first FETCH or EXISTS that carries it (RFC 3501 7.2.6: FLAGS lists the flags in use).
+
+``recent`` holds the UIDs that are \\Recent in this session (IMAP4rev1 only, storage.recent);
+with ``tells_recent`` every EXISTS is followed by RECENT when their number changed.
 """
 
 from __future__ import annotations
@@ -64,7 +67,28 @@ class SelectedFolder:
     uids: list[int]
     highestmodseq: int
     keywords: set[str] = field(default_factory=set)  # announced in FLAGS
+    recent: set[int] = field(default_factory=set)  # \\Recent in this session
+    tells_recent: bool = False  # IMAP4rev1: RECENT responses, \\Recent in FLAGS
     pending: list[Change] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.announced_recent = len(self.recent)
+
+    @property
+    def claims_recent(self) -> bool:
+        """New messages become \\Recent here if no other session saw them first."""
+        return self.tells_recent and not self.read_only
+
+    def added_uids(self) -> list[int]:
+        """UIDs of the pending new messages (to claim as \\Recent before announcing them)."""
+        return [c.uid for c in self.pending if isinstance(c, MessageAdded)]
+
+    def flags_with_recent(self, uid: int, flags: Iterable[str]) -> list[str]:
+        """A message's flags as this session shows them: \\Recent added when it is."""
+        shown = sorted(flags)
+        if uid in self.recent:
+            shown.insert(0, "\\Recent")
+        return shown
 
     @property
     def folder_id(self) -> int:
@@ -144,6 +168,9 @@ class SelectedFolder:
             if self.exists != announced_exists:
                 lines.append(untagged(number(self.exists), b"EXISTS"))
                 announced_exists = self.exists
+                if self.tells_recent and len(self.recent) != self.announced_recent:
+                    self.announced_recent = len(self.recent)
+                    lines.append(untagged(number(self.announced_recent), b"RECENT"))
 
         for change in self.pending:
             if isinstance(change, MessageAdded):
@@ -189,7 +216,8 @@ class SelectedFolder:
             bisect.insort(self.uids, uid)
 
     def _flags_line(self, seq: int, change: FlagsChanged, with_modseq: bool) -> bytes:
-        items = [b"FLAGS", flag_list(sorted(change.flags)), b"UID", number(change.uid)]
+        flags = self.flags_with_recent(change.uid, change.flags)
+        items = [b"FLAGS", flag_list(flags), b"UID", number(change.uid)]
         if with_modseq:
             items += [b"MODSEQ", paren_list([number(change.modseq)])]
         return untagged(number(seq), b"FETCH", paren_list(items))
@@ -204,6 +232,9 @@ class SelectedFolder:
             if seq is None:
                 continue
             del self.uids[seq - 1]
+            if uid in self.recent:  # the client's count of recent messages drops with it
+                self.recent.discard(uid)
+                self.announced_recent -= 1
             removed.append(uid)
             if not vanished:
                 lines.append(untagged(number(seq), b"EXPUNGE"))

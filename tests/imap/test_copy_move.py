@@ -22,7 +22,7 @@ async def test_move_into_the_selected_folder_expunges_then_announces(
     assert status == b"OK MOVE completed"
     assert re.fullmatch(rb"\* OK \[COPYUID \d+ 1 2\] Moved", untagged[0]), untagged
     # The old message goes first (its number is the client's), then the new one arrives.
-    assert untagged[1:] == [b"* 1 EXPUNGE", b"* 1 EXISTS"]
+    assert untagged[1:] == [b"* 1 EXPUNGE", b"* 1 EXISTS", b"* 1 RECENT"]
     untagged, _ = await client.command("FETCH 1 UID")
     assert untagged == [b"* 1 FETCH (UID 2)"]
     await client.close()

@@ -34,7 +34,11 @@ async def create(session: Session, command: p.Create) -> Done:
     special_use = command.special_use[0] if command.special_use else None
     if special_use is not None and special_use not in SPECIAL_USES:
         raise CommandFailed(f"Unsupported special-use attribute {special_use}", "USEATTR")
-    await session.store.write(lambda s: create_folder(s, account.mailbox_id, name, special_use))
+    # Not subscribed: RFC 3501 6.3.6 leaves subscriptions to the client (Thunderbird and
+    # Roundcube SUBSCRIBE after CREATE), and LSUB then lists only what the user chose.
+    await session.store.write(
+        lambda s: create_folder(s, account.mailbox_id, name, special_use, subscribed=False)
+    )
     return Done("CREATE completed")
 
 

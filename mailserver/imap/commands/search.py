@@ -167,6 +167,7 @@ async def search(session: Session, command: p.Search) -> Done:
         exists=selected.exists,
         largest_uid=selected.largest_uid,
         saved=frozenset(session.saved_search or ()),
+        recent=frozenset(selected.recent),
     )
     # The view does not change while this runs: one command at a time, and updates are
     # applied only by this session's own flush.
@@ -222,9 +223,7 @@ def _answer(
     return Done(f"{verb} completed")
 
 
-def _esearch_modseq(
-    wanted: set[p.SearchReturn], numbers: list[int], found: list[SearchRow]
-) -> int:
+def _esearch_modseq(wanted: set[p.SearchReturn], numbers: list[int], found: list[SearchRow]) -> int:
     """RFC 7162 3.1.5: with only MIN and/or MAX returned, the highest MODSEQ of the messages
     returned; otherwise of every message found. ``numbers`` and ``found`` are in one order."""
     if wanted and wanted <= {p.SearchReturn.MIN, p.SearchReturn.MAX}:

@@ -54,7 +54,7 @@ async def store(session: Session, command: p.Store) -> Done:
                 continue
             items: list[bytes] = []
             if not command.silent:
-                items += [b"FLAGS", r.flag_list(sorted(flags_now))]
+                items += [b"FLAGS", r.flag_list(selected.flags_with_recent(uid, flags_now))]
             if command.uid:
                 items += [b"UID", r.number(uid)]
             if session.condstore:
