@@ -89,10 +89,14 @@ def run_scripted(imaptest: str, tests: str, port: int, verbose: bool) -> Scripte
     return parse_scripted(output)
 
 
-def run_stress(imaptest: str, port: int, secs: int, clients: int, verbose: bool) -> int:
-    """imaptest's default random workload, with state tracking; returns its error count."""
+def run_stress(
+    imaptest: str, tests: str, port: int, secs: int, clients: int, verbose: bool
+) -> tuple[int, str]:
+    """imaptest's default random workload with state tracking, appending messages from the
+    tests' default.mbox; returns its error count and its last summary line."""
     command = [
         *imaptest_args(imaptest, port)[:5],
+        f"mbox={Path(tests) / 'default.mbox'}",
         f"secs={secs}",
         f"clients={clients}",
     ]
@@ -102,7 +106,10 @@ def run_stress(imaptest: str, port: int, secs: int, clients: int, verbose: bool)
     output = completed.stdout + completed.stderr
     if verbose:
         print(output)
-    return len(ERROR_LINE.findall(output))
+    if "Fatal:" in output:
+        raise RuntimeError(f"imaptest stress run failed: {output[-2000:]}")
+    lines = [line for line in output.splitlines() if line.strip()]
+    return len(ERROR_LINE.findall(output)), (lines[-1] if lines else "")
 
 
 @contextmanager
@@ -170,11 +177,17 @@ def main() -> None:
             result = run_scripted(args.imaptest, tests, port, args.verbose)
             rows.append(format_row(name, result))
             if args.stress_secs:
-                errors = run_stress(
-                    args.imaptest, port, args.stress_secs, args.stress_clients, args.verbose
+                errors, last = run_stress(
+                    args.imaptest,
+                    args.tests,
+                    port,
+                    args.stress_secs,
+                    args.stress_clients,
+                    args.verbose,
                 )
                 stress.append(
-                    f"| {name} | {args.stress_secs} s | {args.stress_clients} | {errors} |"
+                    f"| {name} | {args.stress_secs} s | {args.stress_clients} | {errors} "
+                    f"| `{last.strip()}` |"
                 )
     print(
         "| server | groups | passed | failed | skipped | base cmds failed | ext cmds failed "
@@ -183,8 +196,8 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     print("\n".join(rows))
     if stress:
-        print("\n| server | stress time | clients | errors |")
-        print("| --- | ---: | ---: | ---: |")
+        print("\n| server | stress time | clients | errors | imaptest's last line |")
+        print("| --- | ---: | ---: | ---: | --- |")
         print("\n".join(stress))
 
 

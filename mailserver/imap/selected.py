@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mailserver.imap.response import (
     ResponseCode,
@@ -70,6 +70,9 @@ class SelectedFolder:
     recent: set[int] = field(default_factory=set)  # \\Recent in this session
     tells_recent: bool = False  # IMAP4rev1: RECENT responses, \\Recent in FLAGS
     pending: list[Change] = field(default_factory=list)
+    # The newest MODSEQ of each message whose flags the client was sent: a change no newer
+    # (another process's, relayed late) is not sent after it.
+    told_modseq: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.announced_recent = len(self.recent)
@@ -142,14 +145,35 @@ class SelectedFolder:
         self.keywords |= new
         return flags_responses(self.keywords, self.read_only)
 
-    def forget_flag_changes(self, reported: Iterable[tuple[int, int]]) -> None:
-        """Drop pending flag changes the current command already reported as (uid, modseq)."""
-        done = set(reported)
-        self.pending = [
-            c
-            for c in self.pending
-            if not (isinstance(c, FlagsChanged) and (c.uid, c.modseq) in done)
-        ]
+    def forget_flag_changes(
+        self, states: Iterable[tuple[int, int, frozenset[str]]], told: bool = True
+    ) -> None:
+        """The current command knows these (uid, modseq, flags) states, newer than or equal to
+        any pending change of those messages: pending flag changes they supersede go.
+
+        ``told``: the client was sent these states (a FETCH or a STORE without .SILENT). If not
+        (.SILENT), an older pending change of another session is replaced by the state, so the
+        client still ends on the newest flags. Without this a FETCH of an older change could
+        follow the newer state, and the client would see MODSEQ (and flags) go back.
+        """
+        newest = {uid: (modseq, flags) for uid, modseq, flags in states}
+        if not newest:
+            return
+        if told:
+            for uid, (modseq, _) in newest.items():
+                self._note_told(uid, modseq)
+        kept: list[Change] = []
+        replaced: set[int] = set()
+        for change in self.pending:
+            if isinstance(change, FlagsChanged) and change.uid in newest:
+                modseq, flags = newest[change.uid]
+                if change.modseq <= modseq:
+                    if not told and change.modseq < modseq and change.uid not in replaced:
+                        replaced.add(change.uid)
+                        kept.append(replace(change, modseq=modseq, flags=frozenset(flags)))
+                    continue
+            kept.append(change)
+        self.pending = kept
 
     def take_updates(
         self, *, allow_expunge: bool, with_modseq: bool, vanished: bool
@@ -172,7 +196,16 @@ class SelectedFolder:
                     self.announced_recent = len(self.recent)
                     lines.append(untagged(number(self.announced_recent), b"RECENT"))
 
+        # Only the last pending flag change of a message is sent: the earlier ones are stale.
+        last_flags = {c.uid: c.modseq for c in self.pending if isinstance(c, FlagsChanged)}
         for change in self.pending:
+            if isinstance(change, FlagsChanged) and (
+                change.modseq < last_flags[change.uid]
+                or change.modseq <= self.told_modseq.get(change.uid, 0)
+            ):
+                self.highestmodseq = max(self.highestmodseq, change.modseq)
+                processed += 1
+                continue
             if isinstance(change, MessageAdded):
                 lines.extend(self.announce_keywords(change.flags))
                 self._add(change.uid)
@@ -182,6 +215,7 @@ class SelectedFolder:
                     announce_exists()
                     lines.extend(self.announce_keywords(change.flags))
                     lines.append(self._flags_line(seq, change, with_modseq))
+                    self._note_told(change.uid, change.modseq)
             elif isinstance(change, MessagesExpunged):
                 if not allow_expunge:
                     break
@@ -202,6 +236,10 @@ class SelectedFolder:
         del self.pending[:processed]
         announce_exists()
         return lines
+
+    def _note_told(self, uid: int, modseq: int) -> None:
+        if modseq > self.told_modseq.get(uid, 0):
+            self.told_modseq[uid] = modseq
 
     def _touches_unannounced(self, uids: Iterable[int], announced: int) -> bool:
         """Whether any of ``uids`` sits past the first ``announced`` messages of the view."""
@@ -232,6 +270,7 @@ class SelectedFolder:
             if seq is None:
                 continue
             del self.uids[seq - 1]
+            self.told_modseq.pop(uid, None)
             if uid in self.recent:  # the client's count of recent messages drops with it
                 self.recent.discard(uid)
                 self.announced_recent -= 1

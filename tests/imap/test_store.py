@@ -63,3 +63,30 @@ async def test_append_with_a_new_keyword_announces_it_before_exists(
     assert status.startswith(b"OK [APPENDUID ")
     assert untagged == [FLAGS_WITH_HELLO, PERMANENT_WITH_HELLO, b"* 1 EXISTS", b"* 1 RECENT"]
     await client.close()
+
+
+async def test_a_stale_flag_change_is_not_sent_after_the_newer_state(
+    protocol_server: LiveServer,
+) -> None:
+    """imaptest's stress mode: "MODSEQ dropped". Another session's change, still pending here,
+    must not follow this session's newer STORE (or FETCH) of the same message."""
+    await protocol_server.add_mailbox(USER)
+    await deliver(protocol_server, MESSAGE)
+    first = await _selected(protocol_server)
+    second = await _selected(protocol_server)
+    await first.command("ENABLE CONDSTORE")
+    await second.command("STORE 1 +FLAGS.SILENT (\\Seen)")  # pending in the first session
+    untagged, _ = await first.command("STORE 1 +FLAGS (\\Flagged)")
+    newest = untagged[-1]
+    assert b"FLAGS (\\Recent \\Flagged \\Seen)" in newest and b"MODSEQ (" in newest
+    untagged, _ = await first.command("NOOP")
+    assert untagged == []  # not the older \Seen-only state
+    # FETCH too: it shows the newest state, so the older pending change is dropped.
+    await second.command("STORE 1 +FLAGS.SILENT (\\Answered)")
+    await second.command("STORE 1 +FLAGS.SILENT ($Later)")
+    untagged, _ = await first.command("FETCH 1 (FLAGS)")
+    assert untagged[-1].startswith(b"* 1 FETCH (FLAGS (\\Recent $Later \\Answered")
+    untagged, _ = await first.command("NOOP")
+    assert untagged == []
+    await first.close()
+    await second.close()

@@ -261,6 +261,16 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
         return _prepare(selected, rows_of(s, batch), need_raw, header_only, blobs)
 
     out = _Output(session)
+    shows_flags = p.FetchKind.FLAGS in kinds
+    shown: list[tuple[int, int, frozenset[str]]] = []  # (uid, modseq, flags) sent
+
+    def flags_first(row: MessageRow, chosen: FetchRenderer) -> None:
+        """Announce a keyword the row carries before it (RFC 3501 7.2.6), note what is sent."""
+        if shows_flags or chosen is with_flags:
+            for line in selected.announce_keywords(row.flags):
+                out.add(line)
+            shown.append((row.uid, row.modseq, row.flags))
+
     try:
         for start in range(0, len(uids), FETCH_BATCH):
             batch = uids[start : start + FETCH_BATCH]
@@ -275,6 +285,7 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
             if not need_raw:
                 for (seq, row), summary in zip(numbered, summaries, strict=True):
                     chosen = with_flags if row.uid in seen_now else renderer
+                    flags_first(row, chosen)
                     if out.add(chosen.render(seq, row, summary, None)):
                         await out.flush()
                 continue
@@ -285,12 +296,15 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
                 for (index, _), raw in zip(chunk, raws, strict=True):
                     seq, row = numbered[index]
                     chosen = with_flags if row.uid in seen_now else renderer
+                    flags_first(row, chosen)
                     if out.add(chosen.render(seq, row, summaries[index], raw)):
                         await out.flush()
     except Exception:
         out.send()  # what was rendered before the error, as if written one by one
         raise
     await out.flush()
+    # What the client was just sent supersedes older pending flag changes of those messages.
+    selected.forget_flag_changes(shown)
     return Done(f"{'UID ' if command.uid else ''}FETCH completed")
 
 
@@ -404,7 +418,7 @@ async def _mark_seen(
     )
     selected = session.selected
     if selected is not None:
-        selected.forget_flag_changes((uid, modseq) for uid, modseq, _ in result.updated)
+        selected.forget_flag_changes(result.updated)
     updated = {uid: (modseq, flags) for uid, modseq, flags in result.updated}
     refreshed: list[MessageRow] = []
     for row in rows:

@@ -40,7 +40,8 @@ async def store(session: Session, command: p.Store) -> Done:
             s, folder_id, uids, flags, _MODES[command.mode], command.unchanged_since
         )
     )
-    selected.forget_flag_changes((uid, modseq) for uid, modseq, _ in result.updated)
+    # The flags as this store left them supersede older pending changes of other sessions.
+    selected.forget_flag_changes(result.current, told=not command.silent)
     for _, _, flags_now in result.updated:
         for line in selected.announce_keywords(flags_now):
             session.send(line)
