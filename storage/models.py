@@ -166,6 +166,20 @@ class Folder(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class KeptSubscription(SQLModel, table=True):
+    """A subscription whose folder was deleted: RFC 3501 6.3.6 forbids dropping it unasked.
+
+    Subscriptions of existing folders are ``Folder.subscribed``; IMAP lists these names as
+    ``\\NonExistent \\Subscribed`` until UNSUBSCRIBE, or a CREATE of the name takes it back.
+    """
+
+    __tablename__ = "kept_subscription"
+    __table_args__ = (UniqueConstraint("mailbox_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox_id: int = Field(foreign_key="mailbox.id", index=True)
+    name: str = Field(max_length=1024)
+
+
 class Message(SQLModel, table=True):
     """One message in one folder. Bytes live in the blob store; this row caches what IMAP needs."""
 

@@ -68,3 +68,32 @@ async def test_recursivematch_childinfo_only_for_subscribed_children_not_listed(
         _, status = await client.command(f'LIST ({selection}) "" ""')
         assert status.startswith(b"BAD"), selection
     await client.close()
+
+
+async def test_a_deleted_folder_stays_subscribed_until_unsubscribe(
+    protocol_server: LiveServer,
+) -> None:
+    client = await _client(protocol_server)
+    await client.command("CREATE box/gone")
+    await client.command("SUBSCRIBE box/gone")
+    _, status = await client.command("DELETE box/gone")
+    assert status == b"OK DELETE completed"
+    # RFC 3501 6.3.6: the server must not drop the subscription by itself.
+    untagged, _ = await client.command('LIST (SUBSCRIBED) "" box/*')
+    assert untagged == [b'* LIST (\\NonExistent \\Subscribed) "/" box/gone']
+    untagged, _ = await client.command('LSUB "" box/*')
+    assert untagged == [b'* LSUB () "/" box/gone']
+    untagged, _ = await client.command('LIST "" box*')  # the folder itself is gone
+    assert untagged == [b'* LIST (\\HasNoChildren) "/" box']
+    # Created again, the folder has its subscription back.
+    await client.command("CREATE box/gone")
+    untagged, _ = await client.command('LIST (SUBSCRIBED) "" box/*')
+    assert untagged == [b'* LIST (\\HasNoChildren \\Subscribed) "/" box/gone']
+    await client.command("DELETE box/gone")
+    _, status = await client.command("UNSUBSCRIBE box/gone")
+    assert status == b"OK UNSUBSCRIBE completed"
+    untagged, _ = await client.command('LSUB "" box*')
+    assert untagged == []
+    _, status = await client.command("UNSUBSCRIBE box/gone")
+    assert status.startswith(b"NO [NONEXISTENT]")
+    await client.close()

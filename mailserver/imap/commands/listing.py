@@ -20,6 +20,7 @@ from mailserver.imap.commands.status import status_line
 from mailserver.imap.utf7 import decode_mailbox_name
 from storage.mailbox_ops import HIERARCHY_SEPARATOR, INBOX
 from storage.message_queries import FolderCounts, FolderInfo, all_folders, folder_counts
+from storage.subscriptions import kept_subscriptions
 
 if TYPE_CHECKING:
     from mailserver.imap.session import Session
@@ -85,10 +86,15 @@ async def list_command(session: Session, command: p.List) -> Done:
         # RFC 9051 6.3.9: an empty pattern asks for the separator and root.
         session.send(r.untagged(b"LIST", b"(\\Noselect)", _SEPARATOR, r.quoted("")))
         return Done("LIST completed")
-    folders = await session.store.read(lambda s: all_folders(s, account.mailbox_id))
+    subscribed_only = "SUBSCRIBED" in command.selection
+    folders, kept = await session.store.read(
+        lambda s: (
+            all_folders(s, account.mailbox_id),
+            kept_subscriptions(s, account.mailbox_id) if subscribed_only else [],
+        )
+    )
     names = {f.name for f in folders}
     regexes = [pattern_regex(reference, pattern) for pattern in patterns if pattern]
-    subscribed_only = "SUBSCRIBED" in command.selection
     special_only = "SPECIAL-USE" in command.selection
     recursive = "RECURSIVEMATCH" in command.selection
     with_subscribed = subscribed_only or "SUBSCRIBED" in command.return_options
@@ -119,6 +125,13 @@ async def list_command(session: Session, command: p.List) -> Done:
             + r.CRLF
         )
         matched.append((folder, line))
+    if not special_only:
+        # Subscriptions of deleted folders (RFC 5258 3.1: \NonExistent \Subscribed).
+        for name in kept:
+            if any(regex.fullmatch(name) for regex in regexes):
+                kept_attributes = b"(\\NonExistent \\Subscribed)"
+                mailbox = session.mailbox_name_out(name)
+                session.send(r.untagged(b"LIST", kept_attributes, _SEPARATOR, mailbox))
     status_items = command.return_status
     counts: dict[int, FolderCounts] = {}
     if status_items:
@@ -143,21 +156,26 @@ async def lsub(session: Session, command: p.Lsub) -> Done:
     if not pattern:
         session.send(r.untagged(b"LSUB", b"(\\Noselect)", _SEPARATOR, r.quoted("")))
         return Done("LSUB completed")
-    folders = await session.store.read(lambda s: all_folders(s, account.mailbox_id))
+    folders, kept = await session.store.read(
+        lambda s: (all_folders(s, account.mailbox_id), kept_subscriptions(s, account.mailbox_id))
+    )
     regex = pattern_regex(reference, pattern)
-    for name, selectable in lsub_matches(folders, regex):
+    for name, selectable in lsub_matches(folders, kept, regex):
         attributes = b"()" if selectable else b"(\\Noselect)"
         session.send(r.untagged(b"LSUB", attributes, _SEPARATOR, session.mailbox_name_out(name)))
     return Done("LSUB completed")
 
 
-def lsub_matches(folders: list[FolderInfo], regex: re.Pattern[str]) -> list[tuple[str, bool]]:
+def lsub_matches(
+    folders: list[FolderInfo], kept: list[str], regex: re.Pattern[str]
+) -> list[tuple[str, bool]]:
     """LSUB's answer: (name, listed as itself) for each subscribed folder the pattern matches.
 
     RFC 3501 6.3.9: when "%" stops short of a subscribed folder ("foo/bar" subscribed, "foo"
-    not, pattern "%"), the level it reaches is returned, flagged \\Noselect.
+    not, pattern "%"), the level it reaches is returned, flagged \\Noselect. ``kept``:
+    subscriptions of deleted folders (storage.subscriptions), listed like the others.
     """
-    subscribed = [f.name for f in folders if f.subscribed]
+    subscribed = [f.name for f in folders if f.subscribed] + kept
     chosen = {name for name in subscribed if regex.fullmatch(name)}
     parents: set[str] = set()
     for name in subscribed:

@@ -6,6 +6,9 @@ a read-write SELECT (or a session noticing new mail) claims what lies below UIDN
 it up, under the folder's row lock. Existing folders start at their UIDNEXT: mail delivered
 before this migration is not recent; new folders start at 1.
 
+kept_subscription: subscriptions of deleted folders, which RFC 3501 6.3.6 says stay until the
+client unsubscribes (listed as \\NonExistent \\Subscribed).
+
 Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-08
@@ -28,8 +31,20 @@ def upgrade() -> None:
             sa.Column("first_recent_uid", sa.BigInteger(), nullable=False, server_default="1")
         )
     op.execute("UPDATE folder SET first_recent_uid = uidnext")
+    op.create_table(
+        "kept_subscription",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("mailbox_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=1024), nullable=False),
+        sa.ForeignKeyConstraint(["mailbox_id"], ["mailbox.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("mailbox_id", "name"),
+    )
+    op.create_index("ix_kept_subscription_mailbox_id", "kept_subscription", ["mailbox_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_kept_subscription_mailbox_id", table_name="kept_subscription")
+    op.drop_table("kept_subscription")
     with op.batch_alter_table("folder") as batch:
         batch.drop_column("first_recent_uid")
