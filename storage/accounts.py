@@ -31,6 +31,7 @@ from storage.models import (
     AuditEvent,
     Domain,
     DomainKind,
+    KeptSubscription,
     Mailbox,
     MailboxState,
     PasswordSetupToken,
@@ -365,7 +366,7 @@ def delete_mailbox(session: Session, actor: str, address: str) -> None:
     for folder in list_folders(session, mailbox.id):
         drop_folder(session, folder)
     # Rows that refer to the account go with it; an alias it ran stays, without an owner.
-    for model in (SendAsGrant, PasswordSetupToken, UsageDaily):
+    for model in (SendAsGrant, PasswordSetupToken, UsageDaily, KeptSubscription):
         session.execute(delete(model).where(col(model.mailbox_id) == mailbox.id))
     session.execute(
         update(Alias).where(col(Alias.owner_mailbox_id) == mailbox.id).values(owner_mailbox_id=None)

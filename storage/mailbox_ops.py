@@ -194,9 +194,14 @@ def _take_uidvalidity(session: Session, mailbox_id: int) -> int:
 
 
 def create_folder(
-    session: Session, mailbox_id: int, name: str, special_use: str | None = None
+    session: Session,
+    mailbox_id: int,
+    name: str,
+    special_use: str | None = None,
+    subscribed: bool = True,
 ) -> Folder:
-    """Create ``name`` and any missing parent levels (RFC 3501 6.3.3)."""
+    """Create ``name`` and any missing parent levels (RFC 3501 6.3.3); ``subscribed``: whether
+    they start subscribed (IMAP CREATE leaves that to the client's SUBSCRIBE, as Dovecot does)."""
     name = normalise_folder_name(name)
     if special_use is not None and special_use not in SPECIAL_USES:
         raise MailboxError(f"unknown special-use attribute {special_use}")
@@ -214,6 +219,7 @@ def create_folder(
             mailbox_id=mailbox_id,
             name=path,
             special_use=special_use if path == name else None,
+            subscribed=subscribed,
             uidvalidity=_take_uidvalidity(session, mailbox_id),
         )
         session.add(folder)

@@ -24,7 +24,7 @@ class IndexedMessage:
     from_addr: str
     to_addr: str
     cc_addr: str
-    sent_date: datetime | None  # UTC
+    sent_date: datetime | None  # the Date header's wall clock, zone dropped (labelled UTC)
     message_id: str
     header_text: str  # folded, for the search index (storage.search_index)
     body_text: str
@@ -44,13 +44,16 @@ def _fold(text: str | None) -> str:
     return fold_for_search(text or "")[:MAX_SEARCH_FIELD]
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
-    """Dates without a zone are taken as UTC (RFC 5322 "-0000" means unknown zone)."""
+def _sender_wall_clock(value: datetime | None) -> datetime | None:
+    """The Date header's own date and time with its zone dropped (stored labelled UTC).
+
+    RFC 3501 6.4.4: SENTBEFORE/SENTON/SENTSINCE compare "the date of the Date header, disregarding
+    time and timezone": 23:00 +0200 on the 24th is the 24th, not the 24th's 21:00 UTC, and
+    01:00 +0300 on the 25th is the 25th, not the 24th (Dovecot's imaptest search-date).
+    """
     if value is None:
         return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return value.replace(tzinfo=UTC)
 
 
 def index_message(raw: bytes) -> IndexedMessage:
@@ -65,7 +68,7 @@ def index_message(raw: bytes) -> IndexedMessage:
         from_addr=_fold(headers.from_),
         to_addr=_fold(headers.to),
         cc_addr=_fold(headers.cc),
-        sent_date=_as_utc(headers.date),
+        sent_date=_sender_wall_clock(headers.date),
         message_id=message_id,
         header_text=header_text,
         body_text=body_text,

@@ -1160,8 +1160,32 @@ def decode_transfer_encoding(data: bytes, encoding: str | None) -> bytes:
     if name == "base64":
         return _lenient_base64(data)
     if name == "quoted-printable":
-        return binascii.a2b_qp(data)
+        return decode_quoted_printable(data)
     return data
+
+
+KNOWN_TRANSFER_ENCODINGS = frozenset({"", "7bit", "8bit", "binary", "base64", "quoted-printable"})
+_QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def decode_quoted_printable(data: bytes) -> bytes:
+    """RFC 2045 6.7: trailing whitespace of each encoded line is deleted (rule 3: it was added
+    by transport), "=" at a line's end (after that) is a soft break, "=XX" is an octet. Line
+    ends come out as CRLF. A "=" not followed by two hex digits is kept (rule 4's robustness).
+    ``binascii.a2b_qp`` keeps trailing whitespace and treats "= " + whitespace as literal text.
+    """
+    out = bytearray()
+    lines = data.split(b"\n")
+    last = len(lines) - 1
+    for index, line in enumerate(lines):
+        line = line.rstrip(b" \t\r")
+        soft = line.endswith(b"=")
+        if soft:
+            line = line[:-1]
+        out += _QP_ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), line)
+        if not soft and index < last:
+            out += b"\r\n"
+    return bytes(out)
 
 
 class _HTMLText(HTMLParser):

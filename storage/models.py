@@ -162,7 +162,25 @@ class Folder(SQLModel, table=True):
     uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
     uidnext: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))
     highestmodseq: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))
+    # The first UID no IMAP4rev1 session has seen yet (\Recent, storage.recent).
+    first_recent_uid: int = Field(
+        default=1, sa_column=Column(BigInteger, nullable=False, default=1, server_default="1")
+    )
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class KeptSubscription(SQLModel, table=True):
+    """A subscription whose folder was deleted: RFC 3501 6.3.6 forbids dropping it unasked.
+
+    Subscriptions of existing folders are ``Folder.subscribed``; IMAP lists these names as
+    ``\\NonExistent \\Subscribed`` until UNSUBSCRIBE, or a CREATE of the name takes it back.
+    """
+
+    __tablename__ = "kept_subscription"
+    __table_args__ = (UniqueConstraint("mailbox_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox_id: int = Field(foreign_key="mailbox.id", index=True)
+    name: str = Field(max_length=1024)
 
 
 class Message(SQLModel, table=True):
@@ -188,7 +206,7 @@ class Message(SQLModel, table=True):
     from_addr: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     to_addr: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     cc_addr: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    sent_date: datetime | None = None
+    sent_date: datetime | None = None  # Date header's wall clock, its zone dropped (SENTON)
     message_id: str = Field(default="", max_length=998)
 
 

@@ -107,6 +107,7 @@ def test_both_workers_serve_and_see_each_others_changes(server: ServerProcess) -
     with smtplib.SMTP(*server.bound["smtp_mx"], timeout=WAIT_SECONDS) as smtp:
         smtp.sendmail("ngoai@example.gov.vn", [user], _mail(1, user))
     assert re.match(rb"\* 1 EXISTS", watcher.readline())
+    assert watcher.readline() == b"* 1 RECENT\r\n"  # the first session to see it
     watcher.send(b"DONE\r\n")
     assert watcher.readline().startswith(tag.encode() + b" OK")
 

@@ -704,8 +704,9 @@ class _Parser:
             unknown = selection - _LIST_SELECT_OPTIONS
             if unknown:
                 raise self.error(f"unknown LIST selection option {sorted(unknown)[0]}")
-            # RFC 5258 section 3.1: RECURSIVEMATCH alone is a syntax error.
-            if selection == {"RECURSIVEMATCH"}:
+            # RFC 5258 section 3.1: RECURSIVEMATCH alone (or with only REMOTE, which selects
+            # nothing by itself) is a syntax error.
+            if "RECURSIVEMATCH" in selection and not selection - {"RECURSIVEMATCH", "REMOTE"}:
                 raise self.error("RECURSIVEMATCH needs another selection option")
             self.sp()
         reference = self.utf8(self.astring(), "reference name")

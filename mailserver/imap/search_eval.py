@@ -77,6 +77,7 @@ class SearchContext:
     exists: int
     largest_uid: int
     saved: frozenset[int]
+    recent: frozenset[int] = frozenset()  # \Recent in this session (IMAP4rev1)
 
 
 def _day(value: datetime) -> date:
@@ -130,8 +131,8 @@ class Matcher:
             case p.SearchNot(key=inner):
                 return not self._match(inner, row, text)
             case p.SearchFlag(flag=flag, present=present):
-                if flag == "\\Recent":
-                    return not present  # \Recent is never set (RFC 9051 removed it)
+                if flag == "\\Recent":  # this session's, not stored (mailserver/imap/selected.py)
+                    return (row.uid in self.context.recent) == present
                 return (flag in row.flags) == present
             case p.SearchDate(field=field, op=op, date=wanted):
                 if field is p.DateField.INTERNAL:

@@ -10,17 +10,48 @@ nor while responding to a FETCH, STORE, or SEARCH command" (the UID forms are ex
 section 6.4.8), because sequence numbers would shift under the client. When expunges may not
 be sent, processing stops at the first one, so what follows it waits too and the order (and so
 the numbering the client sees) stays exact.
+
+A keyword that comes into use while the folder is selected (by this session's STORE or APPEND,
+or by another session) is announced with new FLAGS and PERMANENTFLAGS responses before the
+first FETCH or EXISTS that carries it (RFC 3501 7.2.6: FLAGS lists the flags in use).
+
+``recent`` holds the UIDs that are \\Recent in this session (IMAP4rev1 only, storage.recent);
+with ``tells_recent`` every EXISTS is followed by RECENT when their number changed.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from mailserver.imap.response import flag_list, number, paren_list, sequence_set, untagged
+from mailserver.imap.response import (
+    ResponseCode,
+    flag_list,
+    number,
+    paren_list,
+    sequence_set,
+    untagged,
+    untagged_ok,
+)
 from storage.changes import Change, FlagsChanged, FolderChanged, MessageAdded, MessagesExpunged
 from storage.message_queries import FolderInfo
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+def flags_responses(keywords: Iterable[str], read_only: bool) -> list[bytes]:
+    """FLAGS and OK [PERMANENTFLAGS] for a folder whose messages use ``keywords``."""
+    in_use = [*SYSTEM_FLAGS, *sorted(keywords)]
+    permanent = [] if read_only else [*in_use, "\\*"]
+    return [
+        untagged(b"FLAGS", flag_list(in_use)),
+        untagged_ok("Flags permitted", ResponseCode("PERMANENTFLAGS", (flag_list(permanent),))),
+    ]
+
+
+def keywords_of(flags: Iterable[str]) -> set[str]:
+    return {flag for flag in flags if not flag.startswith("\\")}
 
 
 class SelectedFolderGone(Exception):
@@ -35,7 +66,32 @@ class SelectedFolder:
     read_only: bool
     uids: list[int]
     highestmodseq: int
+    keywords: set[str] = field(default_factory=set)  # announced in FLAGS
+    recent: set[int] = field(default_factory=set)  # \\Recent in this session
+    tells_recent: bool = False  # IMAP4rev1: RECENT responses, \\Recent in FLAGS
     pending: list[Change] = field(default_factory=list)
+    # The newest MODSEQ of each message whose flags the client was sent: a change no newer
+    # (another process's, relayed late) is not sent after it.
+    told_modseq: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.announced_recent = len(self.recent)
+
+    @property
+    def claims_recent(self) -> bool:
+        """New messages become \\Recent here if no other session saw them first."""
+        return self.tells_recent and not self.read_only
+
+    def added_uids(self) -> list[int]:
+        """UIDs of the pending new messages (to claim as \\Recent before announcing them)."""
+        return [c.uid for c in self.pending if isinstance(c, MessageAdded)]
+
+    def flags_with_recent(self, uid: int, flags: Iterable[str]) -> list[str]:
+        """A message's flags as this session shows them: \\Recent added when it is."""
+        shown = sorted(flags)
+        if uid in self.recent:
+            shown.insert(0, "\\Recent")
+        return shown
 
     @property
     def folder_id(self) -> int:
@@ -81,14 +137,43 @@ class SelectedFolder:
         self.pending.append(change)
         return True
 
-    def forget_flag_changes(self, reported: Iterable[tuple[int, int]]) -> None:
-        """Drop pending flag changes the current command already reported as (uid, modseq)."""
-        done = set(reported)
-        self.pending = [
-            c
-            for c in self.pending
-            if not (isinstance(c, FlagsChanged) and (c.uid, c.modseq) in done)
-        ]
+    def announce_keywords(self, flags: Iterable[str]) -> list[bytes]:
+        """FLAGS/PERMANENTFLAGS lines if ``flags`` hold a keyword not yet announced, else []."""
+        new = keywords_of(flags) - self.keywords
+        if not new:
+            return []
+        self.keywords |= new
+        return flags_responses(self.keywords, self.read_only)
+
+    def forget_flag_changes(
+        self, states: Iterable[tuple[int, int, frozenset[str]]], told: bool = True
+    ) -> None:
+        """The current command knows these (uid, modseq, flags) states, newer than or equal to
+        any pending change of those messages: pending flag changes they supersede go.
+
+        ``told``: the client was sent these states (a FETCH or a STORE without .SILENT). If not
+        (.SILENT), an older pending change of another session is replaced by the state, so the
+        client still ends on the newest flags. Without this a FETCH of an older change could
+        follow the newer state, and the client would see MODSEQ (and flags) go back.
+        """
+        newest = {uid: (modseq, flags) for uid, modseq, flags in states}
+        if not newest:
+            return
+        if told:
+            for uid, (modseq, _) in newest.items():
+                self._note_told(uid, modseq)
+        kept: list[Change] = []
+        replaced: set[int] = set()
+        for change in self.pending:
+            if isinstance(change, FlagsChanged) and change.uid in newest:
+                modseq, flags = newest[change.uid]
+                if change.modseq <= modseq:
+                    if not told and change.modseq < modseq and change.uid not in replaced:
+                        replaced.add(change.uid)
+                        kept.append(replace(change, modseq=modseq, flags=frozenset(flags)))
+                    continue
+            kept.append(change)
+        self.pending = kept
 
     def take_updates(
         self, *, allow_expunge: bool, with_modseq: bool, vanished: bool
@@ -107,21 +192,42 @@ class SelectedFolder:
             if self.exists != announced_exists:
                 lines.append(untagged(number(self.exists), b"EXISTS"))
                 announced_exists = self.exists
+                if self.tells_recent and len(self.recent) != self.announced_recent:
+                    self.announced_recent = len(self.recent)
+                    lines.append(untagged(number(self.announced_recent), b"RECENT"))
 
+        # Only the last pending flag change of a message is sent: the earlier ones are stale.
+        last_flags = {c.uid: c.modseq for c in self.pending if isinstance(c, FlagsChanged)}
         for change in self.pending:
+            if isinstance(change, FlagsChanged) and (
+                change.modseq < last_flags[change.uid]
+                or change.modseq <= self.told_modseq.get(change.uid, 0)
+            ):
+                self.highestmodseq = max(self.highestmodseq, change.modseq)
+                processed += 1
+                continue
             if isinstance(change, MessageAdded):
+                lines.extend(self.announce_keywords(change.flags))
                 self._add(change.uid)
             elif isinstance(change, FlagsChanged):
                 seq = self.seq_of(change.uid)
                 if seq is not None:
                     announce_exists()
+                    lines.extend(self.announce_keywords(change.flags))
                     lines.append(self._flags_line(seq, change, with_modseq))
+                    self._note_told(change.uid, change.modseq)
             elif isinstance(change, MessagesExpunged):
                 if not allow_expunge:
                     break
-                announce_exists()
+                if self._touches_unannounced(change.uids, announced_exists):
+                    # The client must know a message before it may be told it is gone.
+                    announce_exists()
+                before = self.exists
                 lines.extend(self._expunge(change.uids, vanished))
-                announced_exists = self.exists
+                # Expunged messages were all announced: the client's count drops with ours,
+                # and messages added after them are announced after the EXPUNGEs (a MOVE
+                # into the selected folder: RFC 6851 4.3's EXPUNGE, then EXISTS).
+                announced_exists -= before - self.exists
             elif isinstance(change, FolderChanged) and change.kind == "deleted":
                 # A rename keeps the folder's id, UIDs and UIDVALIDITY: the view stays valid.
                 raise SelectedFolderGone(change.kind)
@@ -130,6 +236,14 @@ class SelectedFolder:
         del self.pending[:processed]
         announce_exists()
         return lines
+
+    def _note_told(self, uid: int, modseq: int) -> None:
+        if modseq > self.told_modseq.get(uid, 0):
+            self.told_modseq[uid] = modseq
+
+    def _touches_unannounced(self, uids: Iterable[int], announced: int) -> bool:
+        """Whether any of ``uids`` sits past the first ``announced`` messages of the view."""
+        return any((seq or 0) > announced for seq in self.seqs_of(sorted(uids)))
 
     def _add(self, uid: int) -> None:
         if not self.uids or uid > self.uids[-1]:
@@ -140,7 +254,8 @@ class SelectedFolder:
             bisect.insort(self.uids, uid)
 
     def _flags_line(self, seq: int, change: FlagsChanged, with_modseq: bool) -> bytes:
-        items = [b"FLAGS", flag_list(sorted(change.flags)), b"UID", number(change.uid)]
+        flags = self.flags_with_recent(change.uid, change.flags)
+        items = [b"FLAGS", flag_list(flags), b"UID", number(change.uid)]
         if with_modseq:
             items += [b"MODSEQ", paren_list([number(change.modseq)])]
         return untagged(number(seq), b"FETCH", paren_list(items))
@@ -155,6 +270,10 @@ class SelectedFolder:
             if seq is None:
                 continue
             del self.uids[seq - 1]
+            self.told_modseq.pop(uid, None)
+            if uid in self.recent:  # the client's count of recent messages drops with it
+                self.recent.discard(uid)
+                self.announced_recent -= 1
             removed.append(uid)
             if not vanished:
                 lines.append(untagged(number(seq), b"EXPUNGE"))

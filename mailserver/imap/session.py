@@ -59,6 +59,7 @@ from storage.mailbox_ops import (
     QuotaExceeded,
     normalise_folder_name,
 )
+from storage.recent import claim_recent
 from storage.store import MailStore
 
 if TYPE_CHECKING:
@@ -165,6 +166,16 @@ class Session:
             self.instance.config.imap.allow_plaintext_auth, self.peer_ip()
         )
 
+    def enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command was seen (RFC 7162 3.1). Turned on while a folder is
+        selected, it announces the folder's HIGHESTMODSEQ first (RFC 7162 3.1.2.1)."""
+        if self.condstore:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.selected is not None:
+            code = r.ResponseCode("HIGHESTMODSEQ", (self.selected.highestmodseq,))
+            self.send(r.untagged_ok("Highest", code))
+
     def require_account(self) -> Account:
         if self.account is None:
             raise BadCommand("Not authenticated")
@@ -245,12 +256,14 @@ class Session:
                 if selected.note(change):
                     self._pending_count += 1
 
-    def flush_updates(self, *, allow_expunge: bool) -> None:
+    async def flush_updates(self, *, allow_expunge: bool) -> None:
         """Send the untagged updates that may be sent now (RFC 3501 7.4.1)."""
         self.changed.clear()
         selected = self.selected
         if selected is None or not selected.pending:
             return
+        if selected.claims_recent:
+            await self._claim_recent(selected)
         try:
             lines = selected.take_updates(
                 allow_expunge=allow_expunge, with_modseq=self.condstore, vanished=self.qresync
@@ -260,6 +273,19 @@ class Session:
         self._pending_count = len(selected.pending)
         for line in lines:
             self.send(line)
+
+    async def _claim_recent(self, selected: SelectedFolder) -> None:
+        """Make the new messages about to be announced \\Recent here, unless another session
+        claimed them first (storage.recent)."""
+        added = selected.added_uids()
+        if not added:
+            return
+        folder_id, below = selected.folder_id, max(added) + 1
+        try:
+            first = await self.store.write(lambda s: claim_recent(s, folder_id, below))
+        except MailboxError:  # the folder is gone: the update that says so follows
+            return
+        selected.recent.update(uid for uid in added if uid >= first)
 
     # ------------------------------------------------------------------ input
 
@@ -434,7 +460,7 @@ class Session:
         try:
             done: Done = await spec.handler(self, command)
             if spec.sends_updates:
-                self.flush_updates(allow_expunge=spec.expunge_allowed(command))
+                await self.flush_updates(allow_expunge=spec.expunge_allowed(command))
         except BadCommand as exc:
             self.send(r.tagged_bad(tag, exc.text, _code(exc.code)))
         except CommandFailed as exc:

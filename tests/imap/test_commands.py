@@ -58,7 +58,9 @@ async def test_append_store_search_expunge(live_server: LiveServer) -> None:
     assert re.fullmatch(rb"OK \[APPENDUID \d+ 2\] APPEND completed", status), status
     await client.command("SELECT INBOX")
     untagged, status = await client.command("STORE 1 +FLAGS (\\Deleted $Important)")
-    assert untagged == [b"* 1 FETCH (FLAGS ($Important \\Deleted))"]
+    # A new keyword is announced in FLAGS first (RFC 3501 7.2.6).
+    assert untagged[0] == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)"
+    assert untagged[2:] == [b"* 1 FETCH (FLAGS (\\Recent $Important \\Deleted))"]
     assert status == b"OK STORE completed"
     untagged, _ = await client.command("STORE 2 +FLAGS.SILENT (\\Flagged)")
     assert untagged == []
@@ -77,7 +79,7 @@ async def test_append_store_search_expunge(live_server: LiveServer) -> None:
     assert untagged == [b"* 1 EXPUNGE"]
     assert status == b"OK EXPUNGE completed"
     untagged, _ = await client.command("FETCH 1 (UID FLAGS)")
-    assert untagged == [b"* 1 FETCH (UID 2 FLAGS (\\Flagged \\Seen))"]
+    assert untagged == [b"* 1 FETCH (UID 2 FLAGS (\\Recent \\Flagged \\Seen))"]
     _, status = await client.command("FETCH 2 FLAGS")
     assert status == b"BAD Invalid message sequence number"
     await client.close()

@@ -30,16 +30,17 @@ async def test_condstore_store_unchangedsince_and_changedsince(live_server: Live
     assert status == b"OK STORE completed"
     after = _modseq(untagged[0])
     assert after > max(before)
-    assert untagged == [b"* 2 FETCH (FLAGS (\\Seen) MODSEQ (%d))" % after]
+    assert untagged == [b"* 2 FETCH (FLAGS (\\Recent \\Seen) MODSEQ (%d))" % after]
     # RFC 7162 3.1.3 example: a stale UNCHANGEDSINCE fails for that message only.
     untagged, status = await client.command(
         f"STORE 1:2 (UNCHANGEDSINCE {before[0]}) +FLAGS (\\Flagged)"
     )
     assert status == b"OK [MODIFIED 2] Conditional STORE failed for some messages"
-    assert len(untagged) == 1 and untagged[0].startswith(b"* 1 FETCH (FLAGS (\\Flagged) MODSEQ")
+    assert len(untagged) == 1
+    assert untagged[0].startswith(b"* 1 FETCH (FLAGS (\\Recent \\Flagged) MODSEQ")
     untagged, _ = await client.command(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {after})")
     assert [re.sub(rb"MODSEQ \(\d+\)", b"M", u) for u in untagged] == [
-        b"* 1 FETCH (UID 1 FLAGS (\\Flagged) M)"
+        b"* 1 FETCH (UID 1 FLAGS (\\Recent \\Flagged) M)"
     ]
     untagged, _ = await client.command(f"SEARCH MODSEQ {after}")
     assert re.fullmatch(rb"\* SEARCH 1 2 \(MODSEQ \d+\)", untagged[0]), untagged

@@ -43,4 +43,5 @@ async def test_imaplib_reads_smtp_delivery_byte_for_byte(live_server: LiveServer
     }
     assert f"RFC822.SIZE {len(body)}".encode() in head
     assert b"UID 1 " in head
-    assert flags == [b"1 (FLAGS ())"]  # BODY.PEEK does not set \Seen
+    # BODY.PEEK does not set \Seen; \Recent: this session was the first to see it.
+    assert flags == [b"1 (FLAGS (\\Recent))"]

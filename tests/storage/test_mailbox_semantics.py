@@ -254,7 +254,7 @@ async def test_message_row_caches_folded_search_headers(mail_store: MailStore) -
     assert row.subject == "van ban"
     assert "an@example.gov.vn" in row.from_addr
     assert row.message_id == "<m1@example.gov.vn>"
-    assert row.sent_date is not None and row.sent_date.hour == 2  # 09:00 +0700 in UTC
+    assert row.sent_date is not None and row.sent_date.hour == 9  # 09:00 +0700, zone dropped
 
 
 async def test_bare_lf_is_stored_as_crlf(mail_store: MailStore) -> None:

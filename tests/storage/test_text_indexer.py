@@ -39,7 +39,7 @@ from tests.storage.test_mailbox_semantics import folder_of, make_mailbox
 
 T = TypeVar("T")
 # The heads before migration 0009 (parallel branches off 0001).
-HEADS_BEFORE_0009 = ("0002", "0005", "0007", "0008", "0012")  # 0012: the model has locked_at
+HEADS_BEFORE_0009 = ("0002", "0005", "0007", "0008", "0012", "0013")  # the models need 0012, 0013
 
 
 def note(n: int, words: str = "van ban") -> bytes:
@@ -487,7 +487,7 @@ async def test_migration_0011_on_postgresql_keeps_rows_indexed_and_marks_new_one
     tmp_path: Path, db_url: str
 ) -> None:
     db = open_database(db_url)
-    migrate(db, command.upgrade, "0005", "0007", "0010")  # every branch, up to before 0011
+    migrate(db, command.upgrade, "0005", "0007", "0010", "0012", "0013")  # all but 0011
     store = MailStore(db, BlobStore(tmp_path / "blobs"))
     await store.start()
 

@@ -19,7 +19,7 @@ from sqlmodel import Session as DBSession
 from mailserver.imap import protocol as p
 from mailserver.imap import response as r
 from mailserver.imap.commands.base import Done
-from mailserver.imap.errors import BadCommand
+from mailserver.imap.errors import BadCommand, CommandFailed
 from mailserver.imap.fetch_render import (
     find_part,
     render_bodystructure,
@@ -30,7 +30,11 @@ from mailserver.imap.limits import FETCH_BATCH, FETCH_FLUSH_BYTES
 from mailserver.imap.sequence import resolve_uids
 from storage.mailbox_ops import FlagMode, store_flags
 from storage.message_queries import MessageRow, message_rows, vanished_since
-from storage.message_summary import MessageSummary, decode_transfer_encoding
+from storage.message_summary import (
+    KNOWN_TRANSFER_ENCODINGS,
+    MessageSummary,
+    decode_transfer_encoding,
+)
 
 if TYPE_CHECKING:
     from mailserver.imap.selected import SelectedFolder
@@ -88,9 +92,15 @@ def _partial(data: bytes, partial: p.Partial | None) -> bytes:
 class FetchRenderer:
     """Renders the requested items of one message (pure, given the row and its bytes)."""
 
-    def __init__(self, attributes: tuple[p.FetchAttribute, ...], utf8: bool) -> None:
+    def __init__(
+        self,
+        attributes: tuple[p.FetchAttribute, ...],
+        utf8: bool,
+        recent: set[int] | frozenset[int] = frozenset(),
+    ) -> None:
         self.attributes = attributes
         self.utf8 = utf8
+        self.recent = recent  # UIDs shown with \Recent (IMAP4rev1, mailserver/imap/selected.py)
         # A folder has few distinct flag sets; each is encoded once per command.
         self._flag_lists: dict[object, bytes] = {}
         # Each item's label and encoder, chosen once: FETCH 1:* renders thousands of rows.
@@ -121,10 +131,14 @@ class FetchRenderer:
         return r.number(row.uid)
 
     def _flags(self, row: MessageRow, summary: object, raw: object) -> bytes:
-        key = row.flags_key()
+        is_recent = row.uid in self.recent
+        key = (row.flags_key(), is_recent)
         encoded = self._flag_lists.get(key)
         if encoded is None:
-            encoded = self._flag_lists[key] = r.flag_list(sorted(row.flags))
+            shown = sorted(row.flags)
+            if is_recent:
+                shown.insert(0, "\\Recent")
+            encoded = self._flag_lists[key] = r.flag_list(shown)
         return encoded
 
     def _size(self, row: MessageRow, summary: object, raw: object) -> bytes:
@@ -144,14 +158,15 @@ class FetchRenderer:
         raw: bytes | None,
     ) -> bytes:
         kind = attribute.kind
+        if kind is p.FetchKind.RFC822:  # the whole message: no summary is loaded for it
+            assert raw is not None
+            return r.literal(raw)
         assert summary is not None
         if kind is p.FetchKind.ENVELOPE:
             return render_envelope(summary, utf8=self.utf8)
         if kind in (p.FetchKind.BODY, p.FetchKind.BODYSTRUCTURE):
             return render_bodystructure(summary, kind is p.FetchKind.BODYSTRUCTURE, utf8=self.utf8)
         assert raw is not None
-        if kind is p.FetchKind.RFC822:
-            return r.literal(raw)
         if kind is p.FetchKind.RFC822_HEADER:
             return r.literal(section_bytes(raw, summary, (), "HEADER", None, False))
         if kind is p.FetchKind.RFC822_TEXT:
@@ -181,7 +196,11 @@ def _binary_part(raw: bytes, summary: MessageSummary, part: tuple[int, ...]) -> 
     if target is None:
         return b""
     if target.is_multipart:
-        raise BadCommand("BINARY of a multipart is not defined", "UNKNOWN-CTE")
+        # A well-formed request this server cannot answer: NO, not BAD (RFC 3516 4.2).
+        raise CommandFailed("BINARY of a multipart part is not defined")
+    if (target.encoding or "").strip().lower() not in KNOWN_TRANSFER_ENCODINGS:
+        # RFC 3516 4.3: an encoding the server cannot decode (x-uuencode, ...).
+        raise CommandFailed(f"Unknown Content-Transfer-Encoding {target.encoding}", "UNKNOWN-CTE")
     return decode_transfer_encoding(raw[target.body_start : target.body_end], target.encoding)
 
 
@@ -205,7 +224,7 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
         raise BadCommand("VANISHED needs CHANGEDSINCE")
     kinds = {a.kind for a in command.attributes}
     if command.changed_since is not None or p.FetchKind.MODSEQ in kinds:
-        session.enabled.add("CONDSTORE")
+        session.enable_condstore()
     attributes = _with_implied(command, session.condstore)
     uids = resolve_uids(selected, command.sequence_set, command.uid, session.saved_search)
     folder_id = selected.folder_id
@@ -220,9 +239,11 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
     need_raw = any(a.kind in _RAW_KINDS for a in attributes)
     header_only = need_raw and all(_header_only(a) for a in attributes if a.kind in _RAW_KINDS)
     sets_seen = not selected.read_only and any(a.sets_seen() for a in attributes)
-    renderer = FetchRenderer(attributes, session.utf8)
+    renderer = FetchRenderer(attributes, session.utf8, selected.recent)
     with_flags = (
-        FetchRenderer((*attributes, p.FetchAttribute(p.FetchKind.FLAGS)), session.utf8)
+        FetchRenderer(
+            (*attributes, p.FetchAttribute(p.FetchKind.FLAGS)), session.utf8, selected.recent
+        )
         if p.FetchKind.FLAGS not in kinds
         else renderer
     )
@@ -240,6 +261,16 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
         return _prepare(selected, rows_of(s, batch), need_raw, header_only, blobs)
 
     out = _Output(session)
+    shows_flags = p.FetchKind.FLAGS in kinds
+    shown: list[tuple[int, int, frozenset[str]]] = []  # (uid, modseq, flags) sent
+
+    def flags_first(row: MessageRow, chosen: FetchRenderer) -> None:
+        """Announce a keyword the row carries before it (RFC 3501 7.2.6), note what is sent."""
+        if shows_flags or chosen is with_flags:
+            for line in selected.announce_keywords(row.flags):
+                out.add(line)
+            shown.append((row.uid, row.modseq, row.flags))
+
     try:
         for start in range(0, len(uids), FETCH_BATCH):
             batch = uids[start : start + FETCH_BATCH]
@@ -254,6 +285,7 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
             if not need_raw:
                 for (seq, row), summary in zip(numbered, summaries, strict=True):
                     chosen = with_flags if row.uid in seen_now else renderer
+                    flags_first(row, chosen)
                     if out.add(chosen.render(seq, row, summary, None)):
                         await out.flush()
                 continue
@@ -264,12 +296,15 @@ async def fetch(session: Session, command: p.Fetch) -> Done:
                 for (index, _), raw in zip(chunk, raws, strict=True):
                     seq, row = numbered[index]
                     chosen = with_flags if row.uid in seen_now else renderer
+                    flags_first(row, chosen)
                     if out.add(chosen.render(seq, row, summaries[index], raw)):
                         await out.flush()
     except Exception:
         out.send()  # what was rendered before the error, as if written one by one
         raise
     await out.flush()
+    # What the client was just sent supersedes older pending flag changes of those messages.
+    selected.forget_flag_changes(shown)
     return Done(f"{'UID ' if command.uid else ''}FETCH completed")
 
 
@@ -383,7 +418,7 @@ async def _mark_seen(
     )
     selected = session.selected
     if selected is not None:
-        selected.forget_flag_changes((uid, modseq) for uid, modseq, _ in result.updated)
+        selected.forget_flag_changes(result.updated)
     updated = {uid: (modseq, flags) for uid, modseq, flags in result.updated}
     refreshed: list[MessageRow] = []
     for row in rows:

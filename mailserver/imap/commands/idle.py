@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 async def idle(session: Session, command: p.Idle) -> Done:
     session.send(r.continuation("idling"))
-    session.flush_updates(allow_expunge=True)
+    await session.flush_updates(allow_expunge=True)
     await session.drain()
     session.idling = True
     line_task = asyncio.ensure_future(session.read_raw_line())
@@ -37,7 +37,7 @@ async def idle(session: Session, command: p.Idle) -> Done:
                 change_task.cancel()
             if line_task.done():
                 break
-            session.flush_updates(allow_expunge=True)
+            await session.flush_updates(allow_expunge=True)
             await session.drain()
         line = line_task.result()
     finally:

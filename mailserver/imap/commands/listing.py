@@ -20,6 +20,7 @@ from mailserver.imap.commands.status import status_line
 from mailserver.imap.utf7 import decode_mailbox_name
 from storage.mailbox_ops import HIERARCHY_SEPARATOR, INBOX
 from storage.message_queries import FolderCounts, FolderInfo, all_folders, folder_counts
+from storage.subscriptions import kept_subscriptions
 
 if TYPE_CHECKING:
     from mailserver.imap.session import Session
@@ -64,6 +65,19 @@ def _attributes(folder: FolderInfo, names: set[str], with_subscribed: bool) -> l
     return attributes
 
 
+def _unlisted_subscribed_child(
+    folder: FolderInfo, folders: list[FolderInfo], regexes: list[re.Pattern[str]]
+) -> bool:
+    """Whether a subscribed descendant of ``folder`` matches none of the patterns."""
+    prefix = folder.name + HIERARCHY_SEPARATOR
+    return any(
+        f.subscribed
+        and f.name.startswith(prefix)
+        and not any(regex.fullmatch(f.name) for regex in regexes)
+        for f in folders
+    )
+
+
 async def list_command(session: Session, command: p.List) -> Done:
     account = session.require_account()
     reference = _decode_pattern(session, command.reference)
@@ -72,10 +86,15 @@ async def list_command(session: Session, command: p.List) -> Done:
         # RFC 9051 6.3.9: an empty pattern asks for the separator and root.
         session.send(r.untagged(b"LIST", b"(\\Noselect)", _SEPARATOR, r.quoted("")))
         return Done("LIST completed")
-    folders = await session.store.read(lambda s: all_folders(s, account.mailbox_id))
+    subscribed_only = "SUBSCRIBED" in command.selection
+    folders, kept = await session.store.read(
+        lambda s: (
+            all_folders(s, account.mailbox_id),
+            kept_subscriptions(s, account.mailbox_id) if subscribed_only else [],
+        )
+    )
     names = {f.name for f in folders}
     regexes = [pattern_regex(reference, pattern) for pattern in patterns if pattern]
-    subscribed_only = "SUBSCRIBED" in command.selection
     special_only = "SPECIAL-USE" in command.selection
     recursive = "RECURSIVEMATCH" in command.selection
     with_subscribed = subscribed_only or "SUBSCRIBED" in command.return_options
@@ -86,13 +105,14 @@ async def list_command(session: Session, command: p.List) -> Done:
         if special_only and not folder.special_use:
             continue
         extra = b""
-        if subscribed_only and not folder.subscribed:
-            # RFC 5258 3.5: with RECURSIVEMATCH a parent of a subscribed folder is listed
-            # with CHILDINFO even when it is not subscribed itself.
-            prefix = folder.name + HIERARCHY_SEPARATOR
-            if not (recursive and any(f.subscribed and f.name.startswith(prefix) for f in folders)):
+        if subscribed_only:
+            # RFC 5258 3.5: with RECURSIVEMATCH a folder with a subscribed descendant that the
+            # patterns do not list is returned with CHILDINFO, subscribed itself or not.
+            childinfo = recursive and _unlisted_subscribed_child(folder, folders, regexes)
+            if not (folder.subscribed or childinfo):
                 continue
-            extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
+            if childinfo:
+                extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
         attributes = _attributes(folder, names, with_subscribed)
         line = (
             b"* LIST "
@@ -105,6 +125,13 @@ async def list_command(session: Session, command: p.List) -> Done:
             + r.CRLF
         )
         matched.append((folder, line))
+    if not special_only:
+        # Subscriptions of deleted folders (RFC 5258 3.1: \NonExistent \Subscribed).
+        for name in kept:
+            if any(regex.fullmatch(name) for regex in regexes):
+                kept_attributes = b"(\\NonExistent \\Subscribed)"
+                mailbox = session.mailbox_name_out(name)
+                session.send(r.untagged(b"LIST", kept_attributes, _SEPARATOR, mailbox))
     status_items = command.return_status
     counts: dict[int, FolderCounts] = {}
     if status_items:
@@ -129,18 +156,32 @@ async def lsub(session: Session, command: p.Lsub) -> Done:
     if not pattern:
         session.send(r.untagged(b"LSUB", b"(\\Noselect)", _SEPARATOR, r.quoted("")))
         return Done("LSUB completed")
-    folders = await session.store.read(lambda s: all_folders(s, account.mailbox_id))
-    names = {f.name for f in folders}
+    folders, kept = await session.store.read(
+        lambda s: (all_folders(s, account.mailbox_id), kept_subscriptions(s, account.mailbox_id))
+    )
     regex = pattern_regex(reference, pattern)
-    for folder in folders:
-        if folder.subscribed and regex.fullmatch(folder.name):
-            attributes = _attributes(folder, names, with_subscribed=False)
-            session.send(
-                r.untagged(
-                    b"LSUB",
-                    r.paren_list([a.encode("ascii") for a in attributes]),
-                    _SEPARATOR,
-                    session.mailbox_name_out(folder.name),
-                )
-            )
+    for name, selectable in lsub_matches(folders, kept, regex):
+        attributes = b"()" if selectable else b"(\\Noselect)"
+        session.send(r.untagged(b"LSUB", attributes, _SEPARATOR, session.mailbox_name_out(name)))
     return Done("LSUB completed")
+
+
+def lsub_matches(
+    folders: list[FolderInfo], kept: list[str], regex: re.Pattern[str]
+) -> list[tuple[str, bool]]:
+    """LSUB's answer: (name, listed as itself) for each subscribed folder the pattern matches.
+
+    RFC 3501 6.3.9: when "%" stops short of a subscribed folder ("foo/bar" subscribed, "foo"
+    not, pattern "%"), the level it reaches is returned, flagged \\Noselect. ``kept``:
+    subscriptions of deleted folders (storage.subscriptions), listed like the others.
+    """
+    subscribed = [f.name for f in folders if f.subscribed] + kept
+    chosen = {name for name in subscribed if regex.fullmatch(name)}
+    parents: set[str] = set()
+    for name in subscribed:
+        levels = name.split(HIERARCHY_SEPARATOR)
+        for depth in range(1, len(levels)):
+            parent = HIERARCHY_SEPARATOR.join(levels[:depth])
+            if parent not in chosen and regex.fullmatch(parent):
+                parents.add(parent)
+    return sorted([(name, True) for name in chosen] + [(name, False) for name in parents])

@@ -11,13 +11,11 @@ from typing import TYPE_CHECKING
 from mailserver.imap import protocol as p
 from mailserver.imap.commands.base import Done
 from mailserver.imap.errors import CommandFailed
-from storage.mailbox_ops import (
-    INBOX,
-    SPECIAL_USES,
-    create_folder,
-    delete_folder,
-    rename_folder,
-    set_subscribed,
+from storage.mailbox_ops import INBOX, SPECIAL_USES, rename_folder
+from storage.subscriptions import (
+    create_taking_subscription,
+    delete_keeping_subscription,
+    set_subscription,
 )
 
 if TYPE_CHECKING:
@@ -34,7 +32,12 @@ async def create(session: Session, command: p.Create) -> Done:
     special_use = command.special_use[0] if command.special_use else None
     if special_use is not None and special_use not in SPECIAL_USES:
         raise CommandFailed(f"Unsupported special-use attribute {special_use}", "USEATTR")
-    await session.store.write(lambda s: create_folder(s, account.mailbox_id, name, special_use))
+    # Not subscribed: RFC 3501 6.3.6 leaves subscriptions to the client (Thunderbird and
+    # Roundcube SUBSCRIBE after CREATE), and LSUB then lists only what the user chose; a
+    # subscription kept from a deleted folder of that name applies again.
+    await session.store.write(
+        lambda s: create_taking_subscription(s, account.mailbox_id, name, special_use)
+    )
     return Done("CREATE completed")
 
 
@@ -43,7 +46,7 @@ async def delete(session: Session, command: p.Delete) -> Done:
     name = session.mailbox_name_in(command.mailbox)
     if session.selected is not None and session.selected.folder.name == name:
         session.finish_select(None)
-    await session.store.write(lambda s: delete_folder(s, account.mailbox_id, name))
+    await session.store.write(lambda s: delete_keeping_subscription(s, account.mailbox_id, name))
     return Done("DELETE completed")
 
 
@@ -58,12 +61,12 @@ async def rename(session: Session, command: p.Rename) -> Done:
 async def subscribe(session: Session, command: p.Subscribe) -> Done:
     account = session.require_account()
     name = session.mailbox_name_in(command.mailbox)
-    await session.store.write(lambda s: set_subscribed(s, account.mailbox_id, name, True))
+    await session.store.write(lambda s: set_subscription(s, account.mailbox_id, name, True))
     return Done("SUBSCRIBE completed")
 
 
 async def unsubscribe(session: Session, command: p.Unsubscribe) -> Done:
     account = session.require_account()
     name = session.mailbox_name_in(command.mailbox)
-    await session.store.write(lambda s: set_subscribed(s, account.mailbox_id, name, False))
+    await session.store.write(lambda s: set_subscription(s, account.mailbox_id, name, False))
     return Done("UNSUBSCRIBE completed")

@@ -142,7 +142,7 @@ async def search(session: Session, command: p.Search) -> Done:
     folder_id = selected.folder_id
     with_modseq = uses_modseq(command.criteria)
     if with_modseq:
-        session.enabled.add("CONDSTORE")
+        session.enable_condstore()
     keys = list(dict.fromkeys(text_keys(command.criteria)))
     folder_size = selected.exists
     if any(len(key.value.encode("utf-8")) > MAX_SEARCH_KEY for key in keys):
@@ -167,6 +167,7 @@ async def search(session: Session, command: p.Search) -> Done:
         exists=selected.exists,
         largest_uid=selected.largest_uid,
         saved=frozenset(session.saved_search or ()),
+        recent=frozenset(selected.recent),
     )
     # The view does not change while this runs: one command at a time, and updates are
     # applied only by this session's own flush.
@@ -217,6 +218,19 @@ def _answer(
     if p.SearchReturn.COUNT in wanted:
         parts += [b"COUNT", r.number(len(numbers))]
     if with_modseq and found:
-        parts += [b"MODSEQ", r.number(highest)]
+        parts += [b"MODSEQ", r.number(_esearch_modseq(wanted, numbers, found))]
     session.send(r.untagged(b"ESEARCH", *parts))
     return Done(f"{verb} completed")
+
+
+def _esearch_modseq(wanted: set[p.SearchReturn], numbers: list[int], found: list[SearchRow]) -> int:
+    """RFC 7162 3.1.5: with only MIN and/or MAX returned, the highest MODSEQ of the messages
+    returned; otherwise of every message found. ``numbers`` and ``found`` are in one order."""
+    if wanted and wanted <= {p.SearchReturn.MIN, p.SearchReturn.MAX}:
+        returned: set[int] = set()
+        if p.SearchReturn.MIN in wanted:
+            returned.add(min(numbers))
+        if p.SearchReturn.MAX in wanted:
+            returned.add(max(numbers))
+        found = [row for n, row in zip(numbers, found, strict=True) if n in returned]
+    return max(row.modseq for row in found)

@@ -14,7 +14,7 @@ from mailserver.imap import protocol as p
 from mailserver.imap import response as r
 from mailserver.imap.commands.base import Done
 from mailserver.imap.errors import BadCommand, CommandFailed
-from mailserver.imap.selected import SelectedFolder
+from mailserver.imap.selected import SelectedFolder, flags_responses
 from storage.mailbox_ops import expunge
 from storage.message_queries import (
     FolderSnapshot,
@@ -24,11 +24,10 @@ from storage.message_queries import (
     message_rows,
     vanished_since,
 )
+from storage.recent import claim_recent, first_recent_uid
 
 if TYPE_CHECKING:
     from mailserver.imap.session import Session
-
-_FLAG_ORDER = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
 async def _unselect(session: Session, *, expunge_deleted: bool) -> None:
@@ -56,35 +55,44 @@ async def select(session: Session, command: p.Select) -> Done:
     if command.condstore:
         session.enabled.add("CONDSTORE")
 
-    def load(s: DBSession) -> FolderSnapshot | None:
+    def load(s: DBSession) -> tuple[FolderSnapshot, int] | None:
         folder = find_folder(s, account.mailbox_id, name)
-        return folder_snapshot(s, folder.id) if folder is not None else None
+        if folder is None:
+            return None
+        snapshot = folder_snapshot(s, folder.id)
+        return (snapshot, first_recent_uid(s, folder.id)) if snapshot is not None else None
 
     session.begin_select()
+    recent: set[int] = set()
     try:
-        snapshot = await session.store.read(load)
+        loaded = await session.store.read(load)
+        if loaded is not None:
+            recent = await _recent_uids(session, command.read_only, *loaded)
     except BaseException:
         session.finish_select(None)
         raise
-    if snapshot is None:
+    if loaded is None:
         session.finish_select(None)
         raise CommandFailed(f"No mailbox named {command.mailbox}", "NONEXISTENT")
+    snapshot = loaded[0]
     folder = snapshot.folder
-    selected = SelectedFolder(folder, command.read_only, list(snapshot.uids), folder.highestmodseq)
+    selected = SelectedFolder(
+        folder,
+        command.read_only,
+        list(snapshot.uids),
+        folder.highestmodseq,
+        keywords=set(snapshot.keywords),
+        recent=recent,
+        tells_recent=not session.rev2,
+    )
     session.finish_select(selected)
 
-    keywords = sorted(snapshot.keywords)
-    session.send(r.untagged(b"FLAGS", r.flag_list([*_FLAG_ORDER, *keywords])))
-    permanent = [] if command.read_only else [*_FLAG_ORDER, *keywords, "\\*"]
-    session.send(
-        r.untagged_ok(
-            "Flags permitted", r.ResponseCode("PERMANENTFLAGS", (r.flag_list(permanent),))
-        )
-    )
+    for line in flags_responses(selected.keywords, command.read_only):
+        session.send(line)
     session.send(r.untagged(r.number(selected.exists), b"EXISTS"))
     if not session.rev2:
         # RFC 9051 removed \Recent and the UNSEEN response code; IMAP4rev1 wants both.
-        session.send(r.untagged(b"0", b"RECENT"))
+        session.send(r.untagged(r.number(len(selected.recent)), b"RECENT"))
     if snapshot.first_unseen_uid is not None and not session.rev2:
         seq = selected.seq_of(snapshot.first_unseen_uid)
         if seq is not None:
@@ -99,6 +107,19 @@ async def select(session: Session, command: p.Select) -> Done:
         await _qresync(session, selected, command.qresync)
     access = "READ-ONLY" if command.read_only else "READ-WRITE"
     return Done(f"{command.name} completed", r.ResponseCode(access))
+
+
+async def _recent_uids(
+    session: Session, read_only: bool, snapshot: FolderSnapshot, first_recent: int
+) -> set[int]:
+    """This session's \\Recent messages (storage.recent): SELECT claims the unclaimed ones,
+    EXAMINE only shows them (as Dovecot does), IMAP4rev2 has none."""
+    if session.rev2:
+        return set()
+    folder_id, uidnext = snapshot.folder.id, snapshot.folder.uidnext
+    if not read_only and first_recent < uidnext:
+        first_recent = await session.store.write(lambda s: claim_recent(s, folder_id, uidnext))
+    return {uid for uid in snapshot.uids if first_recent <= uid < uidnext}
 
 
 async def _qresync(session: Session, selected: SelectedFolder, params: p.QResyncParams) -> None:

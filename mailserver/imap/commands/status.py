@@ -14,19 +14,24 @@ from mailserver.imap import response as r
 from mailserver.imap.commands.base import Done
 from mailserver.imap.errors import CommandFailed
 from storage.message_queries import FolderCounts, find_folder, folder_counts
+from storage.recent import count_recent
 
 if TYPE_CHECKING:
     from mailserver.imap.session import Session
 
 
 def status_line(
-    session: Session, name: str, counts: FolderCounts, items: tuple[p.StatusItem, ...]
+    session: Session,
+    name: str,
+    counts: FolderCounts,
+    items: tuple[p.StatusItem, ...],
+    recent: int = 0,
 ) -> bytes:
-    """`* STATUS name (ITEM value ...)` for one folder."""
+    """`* STATUS name (ITEM value ...)` for one folder; ``recent``: its unclaimed messages."""
     folder = counts.folder
     values = {
         p.StatusItem.MESSAGES: counts.messages,
-        p.StatusItem.RECENT: 0,  # \Recent is not kept (RFC 9051 removed it)
+        p.StatusItem.RECENT: recent,
         p.StatusItem.UIDNEXT: folder.uidnext,
         p.StatusItem.UIDVALIDITY: folder.uidvalidity,
         p.StatusItem.UNSEEN: counts.unseen,
@@ -47,12 +52,20 @@ async def status(session: Session, command: p.Status) -> Done:
     if p.StatusItem.HIGHESTMODSEQ in command.items:
         session.enabled.add("CONDSTORE")
 
-    def load(s: DBSession) -> FolderCounts | None:
-        folder = find_folder(s, account.mailbox_id, name)
-        return folder_counts(s, folder.id) if folder else None
+    wants_recent = p.StatusItem.RECENT in command.items
 
-    counts = await session.store.read(load)
-    if counts is None:
+    def load(s: DBSession) -> tuple[FolderCounts, int] | None:
+        folder = find_folder(s, account.mailbox_id, name)
+        if folder is None:
+            return None
+        # RECENT: the messages no session has seen yet (storage.recent).
+        counts = folder_counts(s, folder.id)
+        if counts is None:
+            return None
+        return counts, count_recent(s, folder.id) if wants_recent else 0
+
+    loaded = await session.store.read(load)
+    if loaded is None:
         raise CommandFailed(f"No mailbox named {command.mailbox}", "NONEXISTENT")
-    session.send(status_line(session, name, counts, command.items))
+    session.send(status_line(session, name, loaded[0], command.items, loaded[1]))
     return Done("STATUS completed")

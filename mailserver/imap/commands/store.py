@@ -31,7 +31,7 @@ async def store(session: Session, command: p.Store) -> Done:
     if selected.read_only:
         raise CommandFailed("Mailbox is read-only", "READ-ONLY")
     if command.unchanged_since is not None:
-        session.enabled.add("CONDSTORE")
+        session.enable_condstore()
     uids = resolve_uids(selected, command.sequence_set, command.uid, session.saved_search)
     folder_id = selected.folder_id
     flags = [f for f in command.flags if f != "\\Recent"]
@@ -40,7 +40,11 @@ async def store(session: Session, command: p.Store) -> Done:
             s, folder_id, uids, flags, _MODES[command.mode], command.unchanged_since
         )
     )
-    selected.forget_flag_changes((uid, modseq) for uid, modseq, _ in result.updated)
+    # The flags as this store left them supersede older pending changes of other sessions.
+    selected.forget_flag_changes(result.current, told=not command.silent)
+    for _, _, flags_now in result.updated:
+        for line in selected.announce_keywords(flags_now):
+            session.send(line)
     changed = {uid for uid, _, _ in result.updated}
     if not command.silent or (session.condstore and changed):
         # The flags as this store left them (read in its own transaction).
@@ -51,7 +55,7 @@ async def store(session: Session, command: p.Store) -> Done:
                 continue
             items: list[bytes] = []
             if not command.silent:
-                items += [b"FLAGS", r.flag_list(sorted(flags_now))]
+                items += [b"FLAGS", r.flag_list(selected.flags_with_recent(uid, flags_now))]
             if command.uid:
                 items += [b"UID", r.number(uid)]
             if session.condstore:
