@@ -24,12 +24,8 @@ from sqlalchemy import Column, Text, TextClause, text
 from sqlmodel import Field, Session, SQLModel
 
 from storage.fast_sql import Prepared, PreparedRows
-from storage.message_summary import (
-    MessageSummary,
-    decode_header_text,
-    split_header_fields,
-    text_for_search,
-)
+from storage.message_summary import MessageSummary
+from storage.search_text import body_text, header_text
 from storage.text_fold import fold_for_search
 
 MAX_INDEXED_CHARS = 1_000_000  # per field; longer text is cut (a 40 MB log file is not prose)
@@ -52,13 +48,10 @@ class TextField(StrEnum):
 
 
 def searchable_text(raw: bytes, summary: MessageSummary) -> tuple[str, str]:
-    """(headers, body) of ``raw``, decoded and folded for search. Never raises on bad input."""
-    header_block = raw[: summary.root.body_start]
-    values = [
-        f"{name} {decode_header_text(value)}" for name, value in split_header_fields(header_block)
-    ]
-    headers = fold_for_search(" ".join(values))[:MAX_INDEXED_CHARS]
-    body = fold_for_search(text_for_search(raw, summary))[:MAX_INDEXED_CHARS]
+    """(headers, body) of ``raw``, decoded and folded for search (storage/search_text.py: the
+    body holds everything BODY matches, nested headers included). Never raises on bad input."""
+    headers = fold_for_search(header_text(raw[: summary.root.body_start]))[:MAX_INDEXED_CHARS]
+    body = fold_for_search(body_text(raw, summary))[:MAX_INDEXED_CHARS]
     return headers, body
 
 
