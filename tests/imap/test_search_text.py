@@ -77,11 +77,13 @@ CASES = {
 }
 
 
-@pytest.fixture(params=["folder scan", "index, not yet indexed", "index, indexed"])
-async def client(
-    request: pytest.FixtureRequest, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[RawClient]:
-    plan = str(request.param)
+PLANS = ["folder scan", "index, not yet indexed", "index, indexed"]
+
+
+async def mailbox_with(
+    live_server: LiveServer, plan: str, messages: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> RawClient:
+    """A client with INBOX selected after ``messages`` were appended, the index as ``plan`` says."""
     if plan != "folder scan":
         monkeypatch.setattr(search_index, "SCAN_FOLDER_MAX", -1)
     store = live_server.running.instance.store
@@ -91,8 +93,7 @@ async def client(
     await live_server.add_mailbox(USER)
     client = await RawClient.connect(live_server)
     await client.login()
-    for message in MESSAGES:
-        raw = message.encode()
+    for raw in messages:
         await client.send(f"ap APPEND INBOX {{{len(raw)}+}}\r\n".encode() + raw + b"\r\n")
         _, status = await client.until(b"ap")
         assert status.startswith(b"OK"), status
@@ -101,6 +102,15 @@ async def client(
             pass
     assert await store.read(has_pending) is (plan != "index, indexed")
     await client.command("SELECT INBOX")
+    return client
+
+
+@pytest.fixture(params=PLANS)
+async def client(
+    request: pytest.FixtureRequest, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[RawClient]:
+    messages = [message.encode() for message in MESSAGES]
+    client = await mailbox_with(live_server, str(request.param), messages, monkeypatch)
     try:
         yield client
     finally:

@@ -442,9 +442,27 @@ def triggers(session: Session) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
-async def test_migration_0009_keeps_what_the_old_trigger_indexed(tmp_path: Path) -> None:
+# What a server of a revision before 0013 (no exact text columns) stores in message_text.
+PRE_0013_ADD_TEXTS = search_index.PreparedRows(
+    search_index.MessageText.__table__,  # type: ignore[attr-defined]
+    ("blob_sha256", "headers", "body"),
+)
+CURRENT_ADD_TEXTS = search_index._ADD_TEXTS
+
+
+def writes_before_0013(monkeypatch: pytest.MonkeyPatch, before: bool) -> None:
+    """Deliveries write message_text as a server before migration 0013 did (or as now)."""
+    monkeypatch.setattr(
+        search_index, "_ADD_TEXTS", PRE_0013_ADD_TEXTS if before else CURRENT_ADD_TEXTS
+    )
+
+
+async def test_migration_0009_keeps_what_the_old_trigger_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = open_database(f"sqlite:///{tmp_path / 'govmail.sqlite3'}")
     migrate(db, command.upgrade, *HEADS_BEFORE_0009)
+    writes_before_0013(monkeypatch, True)
     store = MailStore(db, BlobStore(tmp_path / "blobs"))
     await store.start()
     try:
@@ -453,6 +471,7 @@ async def test_migration_0009_keeps_what_the_old_trigger_indexed(tmp_path: Path)
         ids = run(db, text_ids)
 
         upgrade_to_head(db)
+        writes_before_0013(monkeypatch, False)
         assert run(db, triggers) == {"message_text_ad"}
         assert run(db, indexed_upto) == ids[-1]
         assert not run(db, has_pending)
@@ -466,6 +485,7 @@ async def test_migration_0009_keeps_what_the_old_trigger_indexed(tmp_path: Path)
 
         # Down again: the waiting row is indexed first and the old triggers come back.
         migrate(db, command.downgrade, "0008")
+        writes_before_0013(monkeypatch, True)
         assert run(db, triggers) == {"message_text_ai", "message_text_ad"}
         assert run(db, lambda s: fts_rowids(s, "giay moi")) == [ids[-1] + 1]
         assert run(db, fts_consistent)
@@ -474,6 +494,7 @@ async def test_migration_0009_keeps_what_the_old_trigger_indexed(tmp_path: Path)
         assert run(db, fts_consistent)
 
         upgrade_to_head(db)
+        writes_before_0013(monkeypatch, False)
         assert run(db, indexed_upto) == ids[-1] + 2
         assert await search(store, folder_id, "giay moi", TextField.BODY) == {4, 5}
     finally:
@@ -481,12 +502,13 @@ async def test_migration_0009_keeps_what_the_old_trigger_indexed(tmp_path: Path)
 
 
 async def test_migration_0011_on_postgresql_keeps_rows_indexed_and_marks_new_ones_later(
-    tmp_path: Path, db_url: str
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if db_url.startswith("sqlite"):
         pytest.skip("PostgreSQL's migration")
     db = open_database(db_url)
     migrate(db, command.upgrade, "0005", "0007", "0010")  # every branch, up to before 0011
+    writes_before_0013(monkeypatch, True)
     store = MailStore(db, BlobStore(tmp_path / "blobs"))
     await store.start()
 
@@ -502,6 +524,7 @@ async def test_migration_0011_on_postgresql_keeps_rows_indexed_and_marks_new_one
     try:
         _, folder_id = await inbox_with(store, 2)  # indexed by the full GIN indexes
         upgrade_to_head(db)
+        writes_before_0013(monkeypatch, False)
         assert run(db, marks) == [True, True]  # what was there is in the index already
         assert run(db, partial) == [
             "btree (id) WHERE (NOT indexed)",
