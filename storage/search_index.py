@@ -160,7 +160,7 @@ def _index_plan(
         "pattern": _like_pattern(needle),
     }
     if exact is not None:
-        params["exact"] = _like_pattern(exact)
+        params["exact"] = exact
     statement = _INDEXED[field, exact is not None]
     return [int(row[0]) for row in statement.all(session, params)]
 
@@ -181,8 +181,8 @@ def _indexed(field: TextField, exact: bool) -> Prepared:
     """
 
     def build(dialect: str) -> TextClause:
-        condition = _like_condition(field) + (_exact_condition(field) if exact else "")
-        confirmed = _exact_condition(field) if exact else ""
+        confirmed = _exact_condition(field, dialect) if exact else ""
+        condition = _like_condition(field) + confirmed
         if dialect == "sqlite":
             return text(
                 "WITH hits AS MATERIALIZED (SELECT rowid AS id FROM message_text_fts "
@@ -211,11 +211,11 @@ def _indexed(field: TextField, exact: bool) -> Prepared:
 
 
 def _scan(field: TextField, exact: bool) -> Prepared:
-    confirmed = _exact_condition(field) if exact else ""
     return Prepared(
-        lambda _dialect: text(
+        lambda dialect: text(
             "SELECT m.uid FROM message m JOIN message_text t ON t.blob_sha256 = m.blob_sha256 "
-            f"WHERE m.folder_id = :folder AND {_like_condition(field)}{confirmed}"
+            f"WHERE m.folder_id = :folder AND {_like_condition(field)}"
+            + (_exact_condition(field, dialect) if exact else "")
         )
     )
 
@@ -232,7 +232,7 @@ def _scan_folder(
     """The folder's indexed text, scanned (never the message bytes)."""
     params = {"folder": folder_id, "pattern": _like_pattern(needle)}
     if exact is not None:
-        params["exact"] = _like_pattern(exact)
+        params["exact"] = exact
     statement = _SCAN[field, exact is not None]
     return {int(row[0]) for row in statement.all(session, params)}
 
@@ -243,15 +243,16 @@ def _like_condition(field: TextField) -> str:
     return "(t.headers LIKE :pattern ESCAPE '\\' OR t.body LIKE :pattern ESCAPE '\\')"
 
 
-def _exact_condition(field: TextField) -> str:
+def _exact_condition(field: TextField, dialect: str) -> str:
     """An " AND ..." clause: the exact text holds the key with its diacritics. Rows from before
-    migration 0013 have no exact text (NULL) and pass on the folded match alone."""
+    migration 0013 have no exact text (NULL) and pass on the folded match alone. A plain
+    substring test (instr, strpos): about twice as fast as LIKE over long texts."""
+    find = "instr({}, :exact)" if dialect == "sqlite" else "strpos({}, :exact)"
+    body = find.format("t.body_exact") + " > 0"
     if field is TextField.BODY:
-        return " AND (t.body_exact IS NULL OR t.body_exact LIKE :exact ESCAPE '\\')"
-    return (
-        " AND (t.headers_exact IS NULL OR t.headers_exact LIKE :exact ESCAPE '\\' "
-        "OR t.body_exact LIKE :exact ESCAPE '\\')"
-    )
+        return f" AND (t.body_exact IS NULL OR {body})"
+    headers = find.format("t.headers_exact") + " > 0"
+    return f" AND (t.headers_exact IS NULL OR {headers} OR {body})"
 
 
 # By (field, with the exact-diacritics filter).
