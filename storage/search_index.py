@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Column, Text, TextClause, text
+from sqlalchemy import Column, ForeignKey, String, Text, TextClause, text
 from sqlmodel import Field, Session, SQLModel
 
 from storage.fast_sql import Prepared, PreparedRows
@@ -41,10 +41,23 @@ class MessageText(SQLModel, table=True):
     blob_sha256: str = Field(foreign_key="blob.sha256", unique=True, max_length=64)
     headers: str = Field(sa_column=Column(Text, nullable=False))
     body: str = Field(sa_column=Column(Text, nullable=False))
-    # storage.text_fold.fold_exact of the same text ("" if it has no diacritics; NULL in rows
-    # from before migration 0013), for keys typed with diacritics.
-    headers_exact: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    body_exact: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class MessageTextExact(SQLModel, table=True):
+    """The same text with its diacritics (storage.text_fold.fold_exact; "" if it has none), for
+    keys typed with diacritics. A table of its own (migration 0013), so the rows every search
+    reads stay as small as before; texts stored before 0013 have no row here."""
+
+    __tablename__ = "message_text_exact"
+    blob_sha256: str = Field(
+        sa_column=Column(
+            String(64),
+            ForeignKey("message_text.blob_sha256", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    headers: str = Field(sa_column=Column(Text, nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class TextField(StrEnum):
@@ -77,7 +90,12 @@ def searchable_text(raw: bytes, summary: MessageSummary) -> SearchableText:
 
 _ADD_TEXTS = PreparedRows(
     MessageText.__table__,  # type: ignore[attr-defined]
-    ("blob_sha256", "headers", "body", "headers_exact", "body_exact"),
+    ("blob_sha256", "headers", "body"),
+    lambda _dialect, statement: statement.on_conflict_do_nothing(index_elements=["blob_sha256"]),
+)
+_ADD_EXACT_TEXTS = PreparedRows(
+    MessageTextExact.__table__,  # type: ignore[attr-defined]
+    ("blob_sha256", "headers", "body"),
     lambda _dialect, statement: statement.on_conflict_do_nothing(index_elements=["blob_sha256"]),
 )
 
@@ -86,14 +104,12 @@ def add_texts(session: Session, texts: list[tuple[str, SearchableText]]) -> None
     """Store the text of many contents: (sha256, text) each, distinct."""
     _ADD_TEXTS.execute(
         session,
+        [{"blob_sha256": sha, "headers": text.headers, "body": text.body} for sha, text in texts],
+    )
+    _ADD_EXACT_TEXTS.execute(
+        session,
         [
-            {
-                "blob_sha256": sha,
-                "headers": text.headers,
-                "body": text.body,
-                "headers_exact": text.headers_exact,
-                "body_exact": text.body_exact,
-            }
+            {"blob_sha256": sha, "headers": text.headers_exact, "body": text.body_exact}
             for sha, text in texts
         ],
     )
@@ -132,7 +148,7 @@ def matching_uids(
 
     ``folder_size`` is the folder's message count if the caller knows it (it picks the plan).
     ``exact`` (text_fold.exact_query of a key typed with diacritics) must then be in the text
-    with its diacritics too: the index finds the candidates, the exact columns confirm them.
+    with its diacritics too: the index finds the candidates, ``MessageTextExact`` confirms them.
     """
     if not needle.strip():
         # An empty or blank key matches every message (every text contains "").
@@ -181,6 +197,7 @@ def _indexed(field: TextField, exact: bool) -> Prepared:
     """
 
     def build(dialect: str) -> TextClause:
+        joined = _EXACT_JOIN if exact else ""
         confirmed = _exact_condition(field, dialect) if exact else ""
         condition = _like_condition(field) + confirmed
         if dialect == "sqlite":
@@ -191,17 +208,18 @@ def _indexed(field: TextField, exact: bool) -> Prepared:
                 "JOIN message m ON m.blob_sha256 = t.blob_sha256 "
                 f"WHERE t.id > {INDEXED_UPTO} AND +m.folder_id = :folder) "
                 "SELECT m.uid FROM hits JOIN message_text t ON t.id = hits.id "
-                "JOIN message m ON m.blob_sha256 = t.blob_sha256 "
+                f"JOIN message m ON m.blob_sha256 = t.blob_sha256{joined} "
                 f"WHERE +m.folder_id = :folder{confirmed} "
                 "UNION ALL "
-                f"SELECT tail.uid FROM tail JOIN message_text t ON t.id = tail.id WHERE {condition}"
+                f"SELECT tail.uid FROM tail JOIN message_text t ON t.id = tail.id{joined} "
+                f"WHERE {condition}"
             )
         # PostgreSQL: LIKE answered by the partial pg_trgm GIN indexes over the indexed rows,
         # and by a scan of the rows not indexed yet (found by their own partial index).
         return text(
-            "WITH hits AS MATERIALIZED (SELECT t.blob_sha256 FROM message_text t "
+            f"WITH hits AS MATERIALIZED (SELECT t.blob_sha256 FROM message_text t{joined} "
             f"WHERE t.indexed AND {condition} "
-            "UNION ALL SELECT t.blob_sha256 FROM message_text t "
+            f"UNION ALL SELECT t.blob_sha256 FROM message_text t{joined} "
             f"WHERE NOT t.indexed AND {condition}) "
             "SELECT m.uid FROM hits JOIN message m ON m.blob_sha256 = hits.blob_sha256 "
             "WHERE m.folder_id = :folder"
@@ -213,8 +231,9 @@ def _indexed(field: TextField, exact: bool) -> Prepared:
 def _scan(field: TextField, exact: bool) -> Prepared:
     return Prepared(
         lambda dialect: text(
-            "SELECT m.uid FROM message m JOIN message_text t ON t.blob_sha256 = m.blob_sha256 "
-            f"WHERE m.folder_id = :folder AND {_like_condition(field)}"
+            "SELECT m.uid FROM message m JOIN message_text t ON t.blob_sha256 = m.blob_sha256"
+            + (_EXACT_JOIN if exact else "")
+            + f" WHERE m.folder_id = :folder AND {_like_condition(field)}"
             + (_exact_condition(field, dialect) if exact else "")
         )
     )
@@ -243,16 +262,20 @@ def _like_condition(field: TextField) -> str:
     return "(t.headers LIKE :pattern ESCAPE '\\' OR t.body LIKE :pattern ESCAPE '\\')"
 
 
+# The exact text of a candidate, if it has one (texts stored before migration 0013 have none).
+_EXACT_JOIN = " LEFT JOIN message_text_exact e ON e.blob_sha256 = t.blob_sha256"
+
+
 def _exact_condition(field: TextField, dialect: str) -> str:
-    """An " AND ..." clause: the exact text holds the key with its diacritics. Rows from before
-    migration 0013 have no exact text (NULL) and pass on the folded match alone. A plain
-    substring test (instr, strpos): about twice as fast as LIKE over long texts."""
+    """An " AND ..." clause: the exact text holds the key with its diacritics. Texts from before
+    migration 0013 have no exact text and pass on the folded match alone. A plain substring test
+    (instr, strpos) is cheaper than LIKE over long texts."""
     find = "instr({}, :exact)" if dialect == "sqlite" else "strpos({}, :exact)"
-    body = find.format("t.body_exact") + " > 0"
+    body = find.format("e.body") + " > 0"
     if field is TextField.BODY:
-        return f" AND (t.body_exact IS NULL OR {body})"
-    headers = find.format("t.headers_exact") + " > 0"
-    return f" AND (t.headers_exact IS NULL OR {headers} OR {body})"
+        return f" AND (e.blob_sha256 IS NULL OR {body})"
+    headers = find.format("e.headers") + " > 0"
+    return f" AND (e.blob_sha256 IS NULL OR {headers} OR {body})"
 
 
 # By (field, with the exact-diacritics filter).

@@ -156,7 +156,7 @@ async def test_rows_from_before_the_exact_columns_match_without_diacritics(
     mail_store: MailStore, folder_id: int
 ) -> None:
     def forget_exact_text(session: Session) -> None:
-        session.execute(text("UPDATE message_text SET headers_exact = NULL, body_exact = NULL"))
+        session.execute(text("DELETE FROM message_text_exact"))
 
     await mail_store.write(forget_exact_text)
     assert await search(mail_store, folder_id, "hoá giải", TextField.BODY) == {1}

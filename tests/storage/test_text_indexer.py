@@ -442,19 +442,20 @@ def triggers(session: Session) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
-# What a server of a revision before 0013 (no exact text columns) stores in message_text.
-PRE_0013_ADD_TEXTS = search_index.PreparedRows(
-    search_index.MessageText.__table__,  # type: ignore[attr-defined]
-    ("blob_sha256", "headers", "body"),
-)
-CURRENT_ADD_TEXTS = search_index._ADD_TEXTS
+class _NoExactTexts:
+    """What a server of a revision before 0013 stored in message_text_exact: nothing."""
+
+    def execute(self, session: Session, rows: object) -> None:
+        pass
+
+
+CURRENT_ADD_EXACT_TEXTS = search_index._ADD_EXACT_TEXTS
 
 
 def writes_before_0013(monkeypatch: pytest.MonkeyPatch, before: bool) -> None:
-    """Deliveries write message_text as a server before migration 0013 did (or as now)."""
-    monkeypatch.setattr(
-        search_index, "_ADD_TEXTS", PRE_0013_ADD_TEXTS if before else CURRENT_ADD_TEXTS
-    )
+    """Deliveries store their text as a server before migration 0013 did (or as now)."""
+    adder = _NoExactTexts() if before else CURRENT_ADD_EXACT_TEXTS
+    monkeypatch.setattr(search_index, "_ADD_EXACT_TEXTS", adder)
 
 
 async def test_migration_0009_keeps_what_the_old_trigger_indexed(

@@ -1,10 +1,11 @@
 """Search text with its diacritics, for keys typed with diacritics ("họp" must not find "hộp")
 
-message_text gets ``headers_exact`` and ``body_exact``: storage.text_fold.fold_exact of the
-same text as ``headers``/``body`` (case and normalisation folded, diacritics kept; "" when the
-text has none). The index stays on the accent-insensitive columns; these only confirm its
-candidates, so they are not indexed. Rows from before this revision keep NULL there, and a key
-with diacritics matches them as before, without diacritics.
+``message_text_exact`` holds, per message_text row (by blob), storage.text_fold.fold_exact of
+the same text: case and normalisation folded, diacritics kept, "" when the text has none. The
+index stays on the accent-insensitive message_text; this table only confirms its candidates,
+so it has no text index, and it is a table of its own so that the message_text rows every
+search reads stay as small as before. Texts stored before this revision have no row here, and
+a key with diacritics matches them as before, without diacritics.
 
 Revision ID: 0013
 Revises: 0011
@@ -23,11 +24,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("message_text", sa.Column("headers_exact", sa.Text(), nullable=True))
-    op.add_column("message_text", sa.Column("body_exact", sa.Text(), nullable=True))
+    op.create_table(
+        "message_text_exact",
+        sa.Column("blob_sha256", sa.String(length=64), nullable=False),
+        sa.Column("headers", sa.Text(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["blob_sha256"], ["message_text.blob_sha256"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("blob_sha256"),
+    )
 
 
 def downgrade() -> None:
-    # Plain ALTER TABLE (SQLite 3.35+): a batch copy of the table would drop the FTS triggers.
-    op.execute("ALTER TABLE message_text DROP COLUMN body_exact")
-    op.execute("ALTER TABLE message_text DROP COLUMN headers_exact")
+    op.drop_table("message_text_exact")
