@@ -556,7 +556,7 @@ def append_many(
             record(session, MessageAdded(mailbox_id, folder_id, uid, modseq, copy.flags))
         _expire_folder(session, folder_id)
     _reference_blobs(session, references)
-    add_texts(session, [(sha, i.header_text, i.body_text) for sha, i in sorted(texts.items())])
+    add_texts(session, [(sha, indexed.text) for sha, indexed in sorted(texts.items())])
     _INSERT_MESSAGES.execute(session, message_rows)
     return [result for result in results if result is not None]
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import storage.vn_charsets  # noqa: F401  (registers VISCII/TCVN for legacy Vietnamese mail)
 from storage.message_summary import MessageSummary, summarize_message
-from storage.search_index import searchable_text
+from storage.search_index import SearchableText, searchable_text
 from storage.text_fold import fold_for_search
 
 MAX_SEARCH_FIELD = 4000
@@ -26,8 +26,7 @@ class IndexedMessage:
     cc_addr: str
     sent_date: datetime | None  # the Date header's wall clock, zone dropped (labelled UTC)
     message_id: str
-    header_text: str  # folded, for the search index (storage.search_index)
-    body_text: str
+    text: SearchableText  # for the search index (storage.search_index)
 
 
 def normalise_line_endings(raw: bytes) -> bytes:
@@ -61,7 +60,6 @@ def index_message(raw: bytes) -> IndexedMessage:
     summary: MessageSummary = summarize_message(raw)
     headers = summary.search_headers
     message_id = (headers.message_id or "").strip()[:998]
-    header_text, body_text = searchable_text(raw, summary)
     return IndexedMessage(
         summary=summary.to_json(),
         subject=_fold(headers.subject),
@@ -70,6 +68,5 @@ def index_message(raw: bytes) -> IndexedMessage:
         cc_addr=_fold(headers.cc),
         sent_date=_sender_wall_clock(headers.date),
         message_id=message_id,
-        header_text=header_text,
-        body_text=body_text,
+        text=searchable_text(raw, summary),
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.text_fold import fold_for_search, fold_query
+from storage.text_fold import exact_query, fold_exact, fold_for_search, fold_query
 
 DERIVED = Path(__file__).resolve().parents[2] / "shared/corpus/vietnamese-text/derived"
 needs_corpus = pytest.mark.skipif(
@@ -196,3 +196,55 @@ def test_the_bytes_path_for_ascii_equals_the_rule_on_every_space_and_control() -
         assert fold_for_search(text) == reference_fold(text), repr(text)
         vietnamese = "Đường " + text + " phố"  # folds to ASCII, then the same path
         assert fold_for_search(vietnamese) == reference_fold(vietnamese), repr(vietnamese)
+
+
+# --- exact diacritics -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variants", "exact"),
+    [
+        (["họp", "HỌP", unicodedata.normalize("NFD", "họp")], "họp"),
+        (["hộp", "Hộp"], "hộp"),
+        (["Đồng chí", "đồng chí", unicodedata.normalize("NFD", "ĐỒNG CHÍ")], "đồng chí"),
+        (["hoà", "hòa", "HOÀ", unicodedata.normalize("NFD", "hoà")], "hòa"),
+        (["thuý", "thúy", "THUÝ"], "thúy"),
+        (["hoè", "hòe"], "hòe"),
+        (["Ðà Nẵng"], "đà nẵng"),  # eth of a mis-decoded Đ
+    ],
+)
+def test_exact_fold_ignores_case_normalisation_and_tone_placement(
+    variants: list[str], exact: str
+) -> None:
+    for variant in variants:
+        assert fold_exact(variant) == exact, variant
+        assert exact_query(variant) == exact, variant
+
+
+def test_exact_query_is_none_without_diacritics() -> None:
+    for key in ("hop", "DONG CHI", "", "   ", "дом", "Straße"):
+        assert exact_query(key) is None, key
+    assert exact_query(" họp ") == " họp "  # ends kept, as fold_query keeps them
+
+
+def test_exact_fold_is_empty_without_diacritics_and_drops_controls() -> None:
+    assert fold_exact("plain ascii text") == ""
+    assert fold_exact("Straße") == ""  # casefolds to ASCII: no key with diacritics matches
+    assert fold_exact("v\x00ă\u00adn  \n bản\ud800") == "văn bản"
+
+
+def test_exact_keys_are_found_in_exact_text_as_folded_keys_in_folded_text() -> None:
+    text = "Cộng hoà xã hội, Thuý và đồng chí Hòa"
+    for key in ("hoà xã", "Hòa xã", "thúy và", "ĐỒNG CHÍ hoà", "cộng"):
+        exact = exact_query(key)
+        assert exact is not None and exact in fold_exact(text), key
+        assert fold_query(key) in fold_for_search(text), key
+    assert exact_query("hộp") == "hộp" and "hộp" not in fold_exact("Cuộc họp")
+
+
+@needs_corpus
+def test_udhr_forms_fold_exactly_alike() -> None:
+    nfc = fold_exact(read_derived("vie.utf8.nfc.txt"))
+    assert fold_exact(read_derived("vie.utf8.nfd.txt")) == nfc
+    assert fold_exact(read_derived("vie.utf8.as-published.txt")) == nfc
+    assert "hòa bình" in nfc and "nhân phẩm" in nfc

@@ -103,10 +103,15 @@ def quoted(value: str | bytes) -> bytes:
 
 
 def literal(value: str | bytes, *, binary: bool = False) -> bytes:
-    """Encode as a synchronising literal `{n}CRLF<data>` or literal8 `~{n}CRLF<data>`."""
+    """Encode as a synchronising literal `{n}CRLF<data>` or literal8 `~{n}CRLF<data>`.
+
+    A plain literal cannot carry NUL (RFC 9051 section 9: literal = ... *CHAR8), so NUL goes
+    out as 0x80, the same length, as Dovecot sends it; literal8 (BINARY) carries the real bytes.
+    """
     raw = _as_bytes(value)
-    prefix = b"~{" if binary else b"{"
-    return prefix + number(len(raw)) + b"}" + CRLF + raw
+    if binary:
+        return b"~{" + number(len(raw)) + b"}" + CRLF + raw
+    return b"{" + number(len(raw)) + b"}" + CRLF + raw.replace(b"\x00", b"\x80")
 
 
 def _can_quote(raw: bytes, utf8: bool) -> bool:

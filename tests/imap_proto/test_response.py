@@ -18,7 +18,7 @@ from mailserver.imap.response import ResponseCode
         ("line\r\nbreak", b"{11}\r\nline\r\nbreak"),
         ("lf\nonly", b"{7}\r\nlf\nonly"),
         ("caf\u00e9", b"{5}\r\ncaf\xc3\xa9"),  # 8-bit forces a literal without UTF8=ACCEPT
-        (b"nul\x00", b"{4}\r\nnul\x00"),
+        (b"nul\x00", b"{4}\r\nnul\x80"),  # NUL cannot be in a literal: 0x80 as Dovecot
         ("x" * 1025, b"{1025}\r\n" + b"x" * 1025),  # long values go as literals
     ],
 )
@@ -69,6 +69,7 @@ def test_literal_and_literal8() -> None:
     assert r.literal(b"abc") == b"{3}\r\nabc"
     assert r.literal(b"\x00\x01", binary=True) == b"~{2}\r\n\x00\x01"
     assert r.literal(b"") == b"{0}\r\n"
+    assert r.literal(b"a\x00b\x00") == b"{4}\r\na\x80b\x80"
 
 
 def test_paren_list_and_flags() -> None:

@@ -6,12 +6,13 @@ import sys
 import unicodedata
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from storage import search_index
 from storage.search_index import MessageText, TextField, matching_uids
 from storage.store import MailStore
-from storage.text_fold import fold_for_search, fold_query
+from storage.text_fold import exact_query, fold_for_search, fold_query
 from storage.text_indexer import index_pending
 from tests.storage.test_mailbox_semantics import folder_of, make_mailbox
 
@@ -46,7 +47,8 @@ async def search(store: MailStore, folder_id: int, key: str, field: TextField) -
     if INDEX_BEFORE_SEARCH:
         while await store.write(lambda s: index_pending(s, 100)):
             pass
-    return await store.read(lambda s: matching_uids(s, folder_id, fold_query(key), field))
+    needle, exact = fold_query(key), exact_query(key)
+    return await store.read(lambda s: matching_uids(s, folder_id, needle, field, None, exact))
 
 
 @pytest.fixture
@@ -137,3 +139,25 @@ async def test_only_the_folders_own_messages_match(mail_store: MailStore) -> Non
     assert inbox.id is not None
     assert await search(mail_store, inbox.id, "van ban so", TextField.BODY) == {1, 2, 3, 4, 5}
     assert await search(mail_store, inbox.id, "van ban", TextField.BODY) == {1, 2, 3, 4, 5}
+
+
+async def test_diacritics_in_the_key_must_be_in_the_text(
+    mail_store: MailStore, folder_id: int
+) -> None:
+    assert await search(mail_store, folder_id, "Đồng chí", TextField.BODY) == {1}
+    assert await search(mail_store, folder_id, "hòa giải", TextField.BODY) == {1}  # "hoà"
+    assert await search(mail_store, folder_id, "hoá giải", TextField.BODY) == set()
+    assert await search(mail_store, folder_id, "dương bộ", TextField.BODY) == set()
+    assert await search(mail_store, folder_id, "Công văn", TextField.TEXT) == {1}  # subject
+    assert await search(mail_store, folder_id, "Công văn", TextField.BODY) == set()
+
+
+async def test_rows_from_before_the_exact_columns_match_without_diacritics(
+    mail_store: MailStore, folder_id: int
+) -> None:
+    def forget_exact_text(session: Session) -> None:
+        session.execute(text("DELETE FROM message_text_exact"))
+
+    await mail_store.write(forget_exact_text)
+    assert await search(mail_store, folder_id, "hoá giải", TextField.BODY) == {1}
+    assert await search(mail_store, folder_id, "Công văn", TextField.TEXT) == {1}

@@ -444,9 +444,28 @@ def triggers(session: Session) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
-async def test_migration_0009_keeps_what_the_old_trigger_indexed(tmp_path: Path) -> None:
+class _NoExactTexts:
+    """What a server of a revision before 0014 stored in message_text_exact: nothing."""
+
+    def execute(self, session: Session, rows: object) -> None:
+        pass
+
+
+CURRENT_ADD_EXACT_TEXTS = search_index._ADD_EXACT_TEXTS
+
+
+def writes_before_0014(monkeypatch: pytest.MonkeyPatch, before: bool) -> None:
+    """Deliveries store their text as a server before migration 0014 did (or as now)."""
+    adder = _NoExactTexts() if before else CURRENT_ADD_EXACT_TEXTS
+    monkeypatch.setattr(search_index, "_ADD_EXACT_TEXTS", adder)
+
+
+async def test_migration_0009_keeps_what_the_old_trigger_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = open_database(f"sqlite:///{tmp_path / 'govmail.sqlite3'}")
     migrate(db, command.upgrade, *HEADS_BEFORE_0009)
+    writes_before_0014(monkeypatch, True)
     store = MailStore(db, BlobStore(tmp_path / "blobs"))
     await store.start()
     try:
@@ -455,6 +474,7 @@ async def test_migration_0009_keeps_what_the_old_trigger_indexed(tmp_path: Path)
         ids = run(db, text_ids)
 
         upgrade_to_head(db)
+        writes_before_0014(monkeypatch, False)
         assert run(db, triggers) == {"message_text_ad"}
         assert run(db, indexed_upto) == ids[-1]
         assert not run(db, has_pending)
@@ -468,6 +488,7 @@ async def test_migration_0009_keeps_what_the_old_trigger_indexed(tmp_path: Path)
 
         # Down again: the waiting row is indexed first and the old triggers come back.
         migrate(db, command.downgrade, "0008")
+        writes_before_0014(monkeypatch, True)
         assert run(db, triggers) == {"message_text_ai", "message_text_ad"}
         assert run(db, lambda s: fts_rowids(s, "giay moi")) == [ids[-1] + 1]
         assert run(db, fts_consistent)
@@ -476,6 +497,7 @@ async def test_migration_0009_keeps_what_the_old_trigger_indexed(tmp_path: Path)
         assert run(db, fts_consistent)
 
         upgrade_to_head(db)
+        writes_before_0014(monkeypatch, False)
         assert run(db, indexed_upto) == ids[-1] + 2
         assert await search(store, folder_id, "giay moi", TextField.BODY) == {4, 5}
     finally:
@@ -484,10 +506,11 @@ async def test_migration_0009_keeps_what_the_old_trigger_indexed(tmp_path: Path)
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_migration_0011_on_postgresql_keeps_rows_indexed_and_marks_new_ones_later(
-    tmp_path: Path, db_url: str
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = open_database(db_url)
-    migrate(db, command.upgrade, "0005", "0007", "0010", "0012", "0013")  # all but 0011
+    migrate(db, command.upgrade, "0005", "0007", "0010", "0012", "0013")  # all but 0011, 0014
+    writes_before_0014(monkeypatch, True)
     store = MailStore(db, BlobStore(tmp_path / "blobs"))
     await store.start()
 
@@ -503,6 +526,7 @@ async def test_migration_0011_on_postgresql_keeps_rows_indexed_and_marks_new_one
     try:
         _, folder_id = await inbox_with(store, 2)  # indexed by the full GIN indexes
         upgrade_to_head(db)
+        writes_before_0014(monkeypatch, False)
         assert run(db, marks) == [True, True]  # what was there is in the index already
         assert run(db, partial) == [
             "btree (id) WHERE (NOT indexed)",

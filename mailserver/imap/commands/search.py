@@ -37,7 +37,7 @@ from storage.message_queries import (
 from storage.message_summary import MessageSummary, summarize_message
 from storage.search_index import TextField, matching_uids
 from storage.store import MailStore
-from storage.text_fold import fold_query
+from storage.text_fold import exact_query, fold_query
 
 if TYPE_CHECKING:
     from mailserver.imap.session import Session
@@ -66,6 +66,7 @@ def index_hits(
                 fold_query(key.value),
                 TextField.BODY if key.body_only else TextField.TEXT,
                 folder_size,
+                exact_query(key.value),
             )
         )
         for key in keys
