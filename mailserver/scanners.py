@@ -180,7 +180,6 @@ class ManagedSpamd:
         )
         self._process = process
         self.pid = process.pid
-        await asyncio.to_thread(self.group_file.write_text, f"{process.pid}\n")
         log.info("event=spamd_starting pid=%d socket=%s", process.pid, self.socket_path)
         return process
 
@@ -230,30 +229,9 @@ class ManagedSpamd:
             command += ["--username", UNPRIVILEGED_USER]
         return command
 
-    @property
-    def group_file(self) -> Path:
-        """The process group of the spamd last started, so that the next start can end it if
-        govmail was killed (SIGKILL, power cut in a container) before it could."""
-        return self.directory / "spamd.pgid"
-
-    def _end_leftover_group(self) -> None:
-        try:
-            pgid = int(self.group_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return
-        try:
-            cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
-        except OSError:
-            return  # gone already
-        if b"spamd" in cmdline and str(self.socket_path).encode() in cmdline:
-            log.warning("event=spamd_leftover_killed pgid=%d", pgid)
-            _kill_group(pgid)
-
     def _prepare_directory(self) -> None:
-        """The socket's directory (private) and spamd's helper home; a stale socket removed,
-        and a spamd left running by a govmail that was killed is ended."""
+        """The socket's directory (private) and spamd's helper home; a stale socket removed."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._end_leftover_group()
         self.home.mkdir(mode=0o700, exist_ok=True)
         if os.geteuid() == 0:  # spamd scans as nobody
             nobody = pwd.getpwnam(UNPRIVILEGED_USER)

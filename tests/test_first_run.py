@@ -238,28 +238,6 @@ def test_a_killed_managed_spamd_is_restarted_and_mail_waits_for_it(
             stop_and_check_spamd_gone(server, socket_path)
 
 
-def test_a_spamd_left_by_a_killed_govmail_is_ended_at_the_next_start(tmp_path: Path) -> None:
-    """SIGKILL of govmail cannot stop its spamd (its own process group); the next start does."""
-    data = tmp_path / "inst"
-    env = serving_env(REPO)
-    assert run_cli("init", "--data-dir", str(data), "--domain", DOMAIN, env=env).returncode == 0
-    config = data / "govmail.toml"
-    socket_path = data / "spamd" / "spamd.sock"
-    settings = {"GOVMAIL_SPAMD__ENABLED": "true", "GOVMAIL_SERVER__WORKERS": "1"}
-    first = start_server(config, **settings)
-    left = int(wait_for_log(first, r"event=spamd_ready pid=(\d+)").group(1))
-    first.kill()
-    assert processes_in_group(left) != []  # nobody stopped it
-    second = start_server(config, **settings)
-    try:
-        wait_for_log(second, rf"event=spamd_leftover_killed pgid={left}")
-        assert wait_until_gone(left) == []
-        fresh = int(wait_for_log(second, r"event=spamd_ready pid=(\d+)").group(1))
-        assert fresh != left
-    finally:
-        stop_and_check_spamd_gone(second, socket_path)
-
-
 def test_serve_names_an_unreachable_external_scanner_in_one_line(tmp_path: Path) -> None:
     data = tmp_path / "inst"
     env = serving_env(REPO)
