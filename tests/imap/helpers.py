@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import imaplib
 import smtplib
+from pathlib import Path
 
 from sqlmodel import Session as DBSession
 
@@ -129,3 +130,19 @@ async def wait_for_line(client: RawClient, predicate: object, deadline: float = 
                 return line
 
     return await asyncio.wait_for(scan(), deadline)
+
+
+async def run_mbsync(config: Path) -> str:
+    """``mbsync -a`` with this config; its output, asserting that it succeeded."""
+    process = await asyncio.create_subprocess_exec(
+        "mbsync",
+        "-c",
+        str(config),
+        "-a",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text
+    return text

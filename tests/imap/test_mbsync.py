@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from sqlmodel import Session as DBSession
 from storage.blobs import StoredBlob
 from storage.mailbox_ops import append_message, get_folder
 from storage.message_index import IndexedMessage, index_message
-from tests.imap.helpers import USER, RawClient
+from tests.imap.helpers import USER, RawClient, run_mbsync
 from tests.support.harness import TEST_PASSWORD, LiveServer
 from tests.support.requirements import require_program
 
@@ -29,21 +28,6 @@ def _message(number: int) -> bytes:
         f"Message-ID: <m{number}@sotest.gov.vn>\r\nMIME-Version: 1.0\r\n"
         f"Content-Type: text/plain; charset=utf-8\r\n\r\nNội dung {number}.\r\n"
     ).encode()
-
-
-async def _mbsync(config: Path) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "mbsync",
-        "-c",
-        str(config),
-        "-a",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 60)
-    text = output.decode(errors="replace")
-    assert process.returncode == 0, text
-    return text
 
 
 def _maildir_files(root: Path) -> list[Path]:
@@ -81,7 +65,7 @@ async def test_mbsync_two_way_sync(bulk_server: LiveServer, tmp_path: Path) -> N
         "Channel sync\nFar :remote:\nNear :local:\nPatterns INBOX Archive\nCreate Both\n"
         f"Expunge Both\nSyncState *\n"
     )
-    await _mbsync(config)
+    await run_mbsync(config)
     files = _maildir_files(local / "INBOX")
     assert len(files) == MESSAGES
     seen = [f for f in files if f.name.endswith(",S") or ":2,S" in f.name]
@@ -94,7 +78,7 @@ async def test_mbsync_two_way_sync(bulk_server: LiveServer, tmp_path: Path) -> N
     for path in sorted(seen)[:5]:
         path.unlink()
     (local / "INBOX" / "new" / "1700000000.local.host").write_bytes(_message(MESSAGES + 1))
-    await _mbsync(config)
+    await run_mbsync(config)
 
     client = await RawClient.connect(live_server)
     await client.login()

@@ -12,16 +12,15 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
 
-from tests.imap.helpers import USER, RawClient
+from tests.imap.helpers import USER, RawClient, run_mbsync
 from tests.support.harness import TEST_PASSWORD, LiveServer
+from tests.support.requirements import require_program
 
-MBSYNC = shutil.which("mbsync")
 _TUID = re.compile(rb"^X-TUID: [^\n]*\n", re.MULTILINE)
 CORPUS = Path(os.environ.get("GOVMAIL_CORPUS", Path(__file__).parents[3] / "shared" / "corpus"))
 # Broken MIME, 8-bit headers and odd nesting from the flanker fixtures (Apache-2.0).
@@ -93,22 +92,6 @@ async def test_append_with_nul_is_stored_and_fetched_as_dovecot_does(
     await client.close()
 
 
-async def _mbsync(config: Path) -> str:
-    assert MBSYNC is not None
-    process = await asyncio.create_subprocess_exec(
-        MBSYNC,
-        "-c",
-        str(config),
-        "-a",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 60)
-    text = output.decode(errors="replace")
-    assert process.returncode == 0, text
-    return text
-
-
 def _corpus_messages() -> list[bytes]:
     paths = [CORPUS / name for name in CORPUS_MESSAGES]
     return [path.read_bytes() for path in paths if path.is_file()]
@@ -137,11 +120,11 @@ async def _binary_bodies(server: LiveServer) -> list[bytes]:
     return bodies
 
 
-@pytest.mark.skipif(MBSYNC is None, reason="mbsync (Debian package isync) not installed")
 @pytest.mark.timeout(120)
 async def test_mbsync_syncs_nul_8bit_and_broken_mime(
     protocol_server: LiveServer, tmp_path: Path
 ) -> None:
+    require_program("mbsync", "isync")
     await protocol_server.add_mailbox(USER)
     messages = [NUL_MESSAGE, EIGHT_BIT_HEADER, BROKEN_MIME, *_corpus_messages()]
     await asyncio.to_thread(_append_all, protocol_server, messages)
@@ -158,7 +141,7 @@ async def test_mbsync_syncs_nul_8bit_and_broken_mime(
         "Channel sync\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Both\n"
         "Expunge Both\nSyncState *\n"
     )
-    await _mbsync(config)
+    await run_mbsync(config)
     downloaded = sorted(
         _TUID.sub(b"", path.read_bytes())
         for sub in ("cur", "new")
@@ -175,7 +158,7 @@ async def test_mbsync_syncs_nul_8bit_and_broken_mime(
     # The other way: a local message with NUL bytes is uploaded (APPEND) without an error.
     uploaded = b"From: d@sotest.gov.vn\nSubject: up\nMessage-ID: <up@sotest.gov.vn>\n\nu\x00p\n"
     (local / "INBOX" / "new" / "1700000000.local.host").write_bytes(uploaded)
-    await _mbsync(config)
+    await run_mbsync(config)
     bodies = await _binary_bodies(protocol_server)
     assert len(bodies) == len(messages) + 1
     assert uploaded.replace(b"\n", b"\r\n") in [_TUID.sub(b"", body) for body in bodies]
